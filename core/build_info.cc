@@ -1,0 +1,1 @@
+#include "core/build_info.h"
