@@ -1,0 +1,49 @@
+#pragma once
+
+#include <string_view>
+
+#include "core/byte_buffer.h"
+
+namespace mcpgate::core {
+
+// Bytes waiting to go out on one socket, with at most one send in flight. The kernel reads
+// from `sending_` until the send completes, so that buffer is frozen meanwhile; new bytes go to
+// `queued_`, which becomes the next `sending_` once the first drains.
+class send_queue {
+ public:
+  void append(std::string_view bytes) { queued_.append(bytes); }
+  bool empty() const { return sending_.empty() && queued_.empty(); }
+  bool in_flight() const { return in_flight_; }
+  size_t pending_bytes() const { return sending_.size() + queued_.size(); }
+
+  // The bytes to hand to the next send, or empty when nothing is due or a send is in flight.
+  // Marks a send in flight when it returns bytes.
+  std::string_view next() {
+    if (in_flight_) return {};
+    if (sending_.empty()) {
+      if (queued_.empty()) return {};
+      sending_.swap(queued_);
+    }
+    in_flight_ = true;
+    return sending_.view();
+  }
+
+  // The send completed with n bytes written (a short send leaves the rest for next()).
+  void sent(size_t n) {
+    in_flight_ = false;
+    sending_.consume(n);
+  }
+
+  // Forgets everything (the connection is closing); only legal with no send in flight.
+  void clear() {
+    sending_.clear();
+    queued_.clear();
+  }
+
+ private:
+  byte_buffer sending_;
+  byte_buffer queued_;
+  bool in_flight_ = false;
+};
+
+}  // namespace mcpgate::core

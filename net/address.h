@@ -1,0 +1,41 @@
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+namespace mcpgate::net {
+
+// A resolved TCP endpoint. Resolution happens at configuration time (control plane), never on
+// a shard thread.
+struct endpoint {
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  std::string host;  // as written, for messages and the Host header
+  uint16_t port = 0;
+
+  std::string to_string() const;
+};
+
+// An upstream given as a URL: http://host[:port]/path.
+struct http_url {
+  endpoint where;
+  std::string host_header;  // host[:port] as the upstream expects in Host
+  std::string path;         // at least "/"
+};
+
+// "HOST:PORT" or "[V6]:PORT". Throws std::invalid_argument naming `what` (the flag or key) and
+// the bad value.
+endpoint parse_host_port(const std::string& text, const std::string& what);
+// Only http:// is accepted: TLS to upstreams is out of scope (see README, limits).
+http_url parse_http_url(const std::string& text, const std::string& what);
+
+// A non-blocking listening socket with SO_REUSEPORT, so that every shard binds its own socket to
+// the same port and the kernel spreads connections across them. Throws std::runtime_error.
+int listen_socket(const endpoint& at, int backlog);
+// The port a bound socket got (for port 0).
+uint16_t bound_port(int fd);
+
+}  // namespace mcpgate::net

@@ -1,0 +1,1189 @@
+#include "net/proxy.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+#include "core/user_data.h"
+#include "net/replies.h"
+
+namespace mcpgate::net {
+namespace {
+
+enum op : uint8_t {
+  op_accept = 1,
+  op_client_recv,
+  op_client_send,
+  op_upstream_connect,
+  op_upstream_recv,
+  op_upstream_send,
+  op_cancel,  // completions of cancel requests themselves: nothing to do
+};
+
+constexpr uint32_t no_slot = UINT32_MAX;
+constexpr int64_t ms = 1'000'000;
+constexpr int64_t linger_ns = 2'000 * ms;
+
+void set_nodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+std::string_view method_name(http_method m) {
+  switch (m) {
+    case http_method::get: return "GET";
+    case http_method::post: return "POST";
+    case http_method::delete_: return "DELETE";
+    default: return "";
+  }
+}
+
+// "/mcp?x=1" -> path "/mcp", query "?x=1"; absolute-form "http://h/mcp" -> "/mcp".
+void split_target(std::string_view target, target_form form, std::string_view& path,
+                  std::string_view& query) {
+  if (form == target_form::absolute) {
+    size_t scheme = target.find("://");
+    size_t slash = scheme == std::string_view::npos ? 0 : target.find('/', scheme + 3);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  size_t q = target.find('?');
+  path = target.substr(0, q);
+  query = q == std::string_view::npos ? std::string_view() : target.substr(q);
+}
+
+bool is_event_stream(std::string_view content_type) {
+  std::string_view media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+  return equals_ignore_case(media, "text/event-stream");
+}
+
+bool accepts(std::string_view accept, std::string_view media) {
+  // Accept: application/json, text/event-stream;q=0.9 -> match the media range before ';'.
+  while (!accept.empty()) {
+    size_t comma = accept.find(',');
+    std::string_view item = accept.substr(0, comma);
+    item = item.substr(0, item.find(';'));
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (equals_ignore_case(item, media) || item == "*/*") return true;
+    if (comma == std::string_view::npos) break;
+    accept.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+void assign(std::string& to, std::string_view from) { to.assign(from.data(), from.size()); }
+
+}  // namespace
+
+struct proxy_shard::client_conn {
+  enum class state : uint8_t { head, body, upstream, closing, lingering };
+
+  uint32_t slot = 0;
+  uint32_t gen = 0;
+  int fd = -1;
+  uint64_t id = 0;
+  state st = state::head;
+  int pending = 0;  // submissions not yet completed; a multishot recv counts once
+  bool recv_armed = false;
+  bool close_after_send = false;
+  core::byte_buffer in;
+  core::send_queue out;
+  size_t head_resume = 0;
+  int64_t deadline_ns = 0;
+
+  // The request being handled.
+  http_method method = http_method::other;
+  bool keep_alive = true;
+  bool http10 = false;
+  bool expect_continue = false;
+  body_framing framing = body_framing::none;
+  uint64_t content_length = 0;
+  chunked_decoder chunks;
+  std::string chunked_body;
+  std::string fwd;  // the upstream request being built; moved to the upstream connection
+  std::string session_id;
+  std::string protocol_version;
+  std::string authorization;
+  std::string mcp_method_header;  // 2026-07-28 routing headers, checked against the body
+  std::string mcp_name_header;
+  bool has_mcp_method_header = false;
+  bool has_mcp_name_header = false;
+  std::string reply_id;  // raw id token of a single request, for replies the gateway makes
+  gate_ticket ticket;
+
+  // The exchange with the upstream.
+  uint32_t up_slot = no_slot;
+  uint32_t up_gen = 0;
+};
+
+struct proxy_shard::upstream_conn {
+  enum class state : uint8_t { connecting, busy, idle, closing };
+
+  uint32_t slot = 0;
+  uint32_t gen = 0;
+  int fd = -1;
+  state st = state::connecting;
+  int pending = 0;
+  bool recv_armed = false;
+  bool paused = false;
+  bool reused = false;  // came from the pool: a failure before any response byte is retried once
+  bool retried = false;
+  core::byte_buffer in;
+  std::string request;  // bytes to send (owned while in flight, for a retry)
+  size_t request_sent = 0;
+  bool send_in_flight = false;
+  int64_t deadline_ns = 0;
+
+  uint32_t client_slot = no_slot;
+  uint32_t client_gen = 0;
+
+  // The response being relayed.
+  bool head_done = false;
+  size_t head_resume = 0;
+  int status = 0;
+  body_framing framing = body_framing::none;
+  uint64_t remaining = 0;
+  bool keep_alive = false;
+  bool dechunk = false;  // HTTP/1.0 client: strip the chunked framing
+  bool sse = false;
+  chunked_decoder chunks;
+  std::string decoded;
+};
+
+proxy_shard::proxy_shard(std::shared_ptr<const proxy_config> config,
+                         std::shared_ptr<const gate_config> gate, int listen_fd,
+                         shard_stats& stats)
+    : config_(std::move(config)),
+      gate_config_(std::move(gate)),
+      listen_fd_(listen_fd),
+      stats_(stats),
+      extractor_(config_->jsonrpc) {}
+
+proxy_shard::~proxy_shard() {
+  for (auto& c : clients_)
+    if (c && c->fd >= 0) ::close(c->fd);
+  for (auto& u : upstreams_)
+    if (u && u->fd >= 0) ::close(u->fd);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+}
+
+void proxy_shard::on_start(core::reactor& r) {
+  reactor_ = &r;
+  gate_ = make_gate(gate_config_, r.id());
+  buffers_ = std::make_unique<core::buffer_ring>(r.io(), 0, config_->recv_buffers,
+                                                 config_->recv_buffer_size);
+  arm_accept();
+}
+
+bool proxy_shard::finished() const {
+  return draining_ && open_clients_ == 0 && open_upstreams_ == 0 && !accept_armed_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completions
+
+void proxy_shard::on_completion(const io_uring_cqe& cqe) {
+  core::op_tag t = core::decode(cqe.user_data);
+  switch (t.op) {
+    case op_accept:
+      on_accept(cqe);
+      return;
+    case op_client_recv:
+    case op_client_send: {
+      client_conn* c = client_at(t.slot, t.gen);
+      if (!c) return;
+      if (t.op == op_client_recv)
+        on_client_recv(*c, cqe);
+      else
+        on_client_sent(*c, cqe);
+      maybe_release_client(*c);
+      return;
+    }
+    case op_upstream_connect:
+    case op_upstream_recv:
+    case op_upstream_send: {
+      upstream_conn* u = upstream_at(t.slot, t.gen);
+      if (!u) return;
+      if (t.op == op_upstream_connect)
+        on_upstream_connected(*u, cqe);
+      else if (t.op == op_upstream_recv)
+        on_upstream_recv(*u, cqe);
+      else
+        on_upstream_sent(*u, cqe);
+      if (u->st == upstream_conn::state::closing && u->pending == 0 && u->fd >= 0)
+        release_upstream(*u);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+proxy_shard::client_conn* proxy_shard::client_at(uint32_t slot, uint32_t gen) {
+  if (slot >= clients_.size()) return nullptr;
+  client_conn* c = clients_[slot].get();
+  return c->gen == gen && c->fd >= 0 ? c : nullptr;
+}
+
+proxy_shard::upstream_conn* proxy_shard::upstream_at(uint32_t slot, uint32_t gen) {
+  if (slot >= upstreams_.size()) return nullptr;
+  upstream_conn* u = upstreams_[slot].get();
+  return u->gen == gen && u->fd >= 0 ? u : nullptr;
+}
+
+void proxy_shard::cancel_fd(int fd) {
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(s, core::encode({op_cancel, 0, 0}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accepting
+
+void proxy_shard::arm_accept() {
+  io_uring_sqe* s = reactor_->io().sqe();
+  // No address: it would be shared by every connection the multishot accepts.
+  io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, core::encode({op_accept, 0, 0}));
+  accept_armed_ = true;
+}
+
+void proxy_shard::on_accept(const io_uring_cqe& cqe) {
+  bool more = cqe.flags & IORING_CQE_F_MORE;
+  if (cqe.res >= 0) {
+    int fd = cqe.res;
+    if (draining_) {
+      ::close(fd);
+    } else if (open_clients_ >= config_->max_connections) {
+      // Over the cap: say so and close, but keep accepting so that the listen queue never
+      // fills and the kernel never stalls new clients silently.
+      static constexpr std::string_view busy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Content-Length: 92\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+          "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32050,\"message\":\"gateway at "
+          "connection limit\"}}";
+      [[maybe_unused]] ssize_t n = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+      stats_.connections_rejected.add();
+    } else {
+      set_nodelay(fd);
+      uint32_t slot;
+      if (!free_clients_.empty()) {
+        slot = free_clients_.back();
+        free_clients_.pop_back();
+      } else {
+        slot = static_cast<uint32_t>(clients_.size());
+        clients_.push_back(std::make_unique<client_conn>());
+        clients_.back()->slot = slot;
+      }
+      client_conn& c = *clients_[slot];
+      c.fd = fd;
+      c.id = (uint64_t{reactor_->id()} << 48) | ++next_conn_id_;
+      c.st = client_conn::state::head;
+      c.pending = 0;
+      c.close_after_send = false;
+      c.head_resume = 0;
+      c.up_slot = no_slot;
+      c.deadline_ns = reactor_->now_ns() + config_->idle_timeout_ms * ms;
+      ++open_clients_;
+      stats_.connections_accepted.add();
+      stats_.connections_open.add();
+      arm_client_recv(c);
+    }
+  } else if (cqe.res != -ECANCELED && cqe.res != -EAGAIN && cqe.res != -EINTR) {
+    // EMFILE/ENFILE: out of descriptors. Keep accepting; each retry reports again.
+    std::fprintf(stderr, "mcpgate: shard %u: accept failed: %s\n", reactor_->id(),
+                 std::strerror(-cqe.res));
+  }
+  if (!more) {
+    accept_armed_ = false;
+    if (!draining_) {
+      arm_accept();
+    } else if (listen_fd_ >= 0) {
+      ::close(listen_fd_);
+      listen_fd_ = -1;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+void proxy_shard::arm_client_recv(client_conn& c) {
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_recv_multishot(s, c.fd, nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = buffers_->group();
+  io_uring_sqe_set_data64(s, core::encode({op_client_recv, c.slot, c.gen}));
+  c.recv_armed = true;
+  ++c.pending;
+}
+
+void proxy_shard::on_client_recv(client_conn& c, const io_uring_cqe& cqe) {
+  bool more = cqe.flags & IORING_CQE_F_MORE;
+  if (!more) {
+    c.recv_armed = false;
+    --c.pending;
+  }
+  if (cqe.flags & IORING_CQE_F_BUFFER) {
+    uint16_t bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    if (cqe.res > 0 && c.st != client_conn::state::closing &&
+        c.st != client_conn::state::lingering)
+      c.in.append(buffers_->buffer(bid), static_cast<size_t>(cqe.res));
+    buffers_->give_back(bid);
+    buffers_->publish();
+  }
+  if (c.st == client_conn::state::closing) return;
+  if (cqe.res > 0) {
+    stats_.bytes_in.add(static_cast<uint64_t>(cqe.res));
+    if (c.st == client_conn::state::lingering) return;
+    process_client(c);
+  } else if (cqe.res == 0 || (cqe.res < 0 && cqe.res != -ENOBUFS)) {
+    // The client closed (or reset): nothing more will arrive and nothing can be answered.
+    close_client(c);
+    return;
+  }
+  if (!c.recv_armed && c.st != client_conn::state::closing) arm_client_recv(c);
+}
+
+void proxy_shard::send_client(client_conn& c, std::string_view bytes) {
+  c.out.append(bytes);
+  stats_.bytes_out.add(bytes.size());
+  flush_client(c);
+}
+
+void proxy_shard::flush_client(client_conn& c) {
+  std::string_view next = c.out.next();
+  if (next.empty()) return;
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_send(s, c.fd, next.data(), next.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, core::encode({op_client_send, c.slot, c.gen}));
+  ++c.pending;
+}
+
+void proxy_shard::on_client_sent(client_conn& c, const io_uring_cqe& cqe) {
+  --c.pending;
+  if (cqe.res < 0) {
+    c.out.sent(0);
+    if (c.st != client_conn::state::closing) close_client(c);
+    return;
+  }
+  c.out.sent(static_cast<size_t>(cqe.res));
+  if (c.st == client_conn::state::closing) return;
+  flush_client(c);
+  if (c.up_slot != no_slot && c.out.pending_bytes() < config_->relay_high_water / 4) {
+    if (upstream_conn* u = upstream_at(c.up_slot, c.up_gen); u && u->paused) resume_upstream(*u);
+  }
+  if (c.close_after_send && c.out.empty()) linger_client(c);
+}
+
+// Lingering close: stop sending, keep reading (and dropping) what the client still sends for a
+// moment, then close. Closing at once with unread bytes makes the kernel send a RST, which can
+// destroy the error reply before the client reads it.
+void proxy_shard::linger_client(client_conn& c) {
+  ::shutdown(c.fd, SHUT_WR);
+  c.st = client_conn::state::lingering;
+  c.in.clear();
+  c.deadline_ns = reactor_->now_ns() + linger_ns;
+}
+
+void proxy_shard::close_client(client_conn& c) {
+  if (c.st == client_conn::state::closing) return;
+  if (c.up_slot != no_slot) {
+    if (upstream_conn* u = upstream_at(c.up_slot, c.up_gen)) {
+      // The upstream was mid-exchange for this client; its connection cannot be reused.
+      u->client_slot = no_slot;
+      close_upstream(*u);
+    }
+    gate_->completed(c.ticket, 0, true);
+    c.up_slot = no_slot;
+  }
+  c.st = client_conn::state::closing;
+  if (c.pending > 0) cancel_fd(c.fd);
+}
+
+void proxy_shard::maybe_release_client(client_conn& c) {
+  if (c.st == client_conn::state::closing && c.pending == 0 && c.fd >= 0) release_client(c);
+}
+
+void proxy_shard::release_client(client_conn& c) {
+  ::close(c.fd);
+  c.fd = -1;
+  c.gen = (c.gen + 1) & core::gen_mask;
+  c.in.clear();
+  c.in.shrink_if_above(0);
+  c.out.clear();
+  c.chunked_body.clear();
+  c.chunked_body.shrink_to_fit();
+  c.fwd.clear();
+  c.fwd.shrink_to_fit();
+  free_clients_.push_back(c.slot);
+  --open_clients_;
+  stats_.connections_open.sub();
+}
+
+void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_headers,
+                        std::string_view content_type, std::string_view body, bool close_after) {
+  if (draining_ || !c.keep_alive) close_after = true;
+  std::string& out = reply_scratch_;
+  out.clear();
+  append_status_line(out, http_status);
+  out += extra_headers;
+  if (!content_type.empty()) {
+    out += "Content-Type: ";
+    out += content_type;
+    out += "\r\n";
+  }
+  if (!content_type.empty() || http_status >= 200) {
+    out += "Content-Length: ";
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, body.size());
+    out.append(digits, r.ptr);
+    out += "\r\n";
+  }
+  if (close_after) out += "Connection: close\r\n";
+  out += "\r\n";
+  out += body;
+  send_client(c, out);
+  if (close_after) {
+    c.close_after_send = true;
+    c.st = client_conn::state::head;  // no further requests are parsed: see process_client
+    if (c.out.empty()) linger_client(c);
+  } else {
+    c.st = client_conn::state::head;
+    c.deadline_ns = reactor_->now_ns() + config_->idle_timeout_ms * ms;
+  }
+}
+
+void proxy_shard::reply_jsonrpc_error(client_conn& c, int http_status, int code,
+                                      std::string_view message, std::string_view id,
+                                      bool close_after) {
+  std::string body;
+  append_jsonrpc_error(body, id, code, message);
+  reply(c, http_status, {}, "application/json", body, close_after);
+}
+
+void proxy_shard::reply_gateway_error(client_conn& c, int http_status, int code,
+                                      std::string_view message) {
+  reply_jsonrpc_error(c, http_status, code, message, c.reply_id, false);
+}
+
+void proxy_shard::process_client(client_conn& c) {
+  while (c.st == client_conn::state::head || c.st == client_conn::state::body) {
+    if (c.close_after_send) {
+      c.in.clear();  // a reply that closes the connection ends the conversation
+      return;
+    }
+    if (c.st == client_conn::state::head) {
+      if (c.in.empty()) {
+        c.in.shrink_if_above(0);
+        return;
+      }
+      request_head h = parse_request_head(c.in.view(), config_->http, c.head_resume);
+      if (h.status() == parse_status::incomplete) {
+        c.head_resume = h.resume_offset();
+        if (c.deadline_ns == 0 || c.deadline_ns > reactor_->now_ns() + config_->header_timeout_ms * ms)
+          c.deadline_ns = reactor_->now_ns() + config_->header_timeout_ms * ms;
+        return;
+      }
+      c.head_resume = 0;
+      c.reply_id.clear();
+      if (h.status() == parse_status::error) {
+        c.keep_alive = false;
+        reply_jsonrpc_error(c, h.error_status(), -32600, h.error_reason(), {}, true);
+        return;
+      }
+      stats_.requests.add();
+      if (!begin_request(c, h)) return;
+    }
+    if (!read_request_body(c)) return;
+    handle_request(c);
+  }
+}
+
+bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
+  const header_list& headers = h.headers();
+  c.method = h.method();
+  c.http10 = h.version() == http_version::http_1_0;
+  c.keep_alive = h.keep_alive();
+  c.framing = h.framing();
+  c.content_length = h.content_length();
+  c.expect_continue = false;
+  c.deadline_ns = reactor_->now_ns() + config_->header_timeout_ms * ms;
+
+  std::string_view path, query;
+  split_target(h.target(), h.form(), path, query);
+  bool has_body = c.framing != body_framing::none;
+  if (path != config_->path) {
+    c.in.consume(h.head_length());
+    reply_jsonrpc_error(c, 404, -32601, "not found: this gateway serves MCP only at its endpoint path",
+                        {}, has_body);
+    return false;
+  }
+  if (c.method != http_method::get && c.method != http_method::post &&
+      c.method != http_method::delete_) {
+    c.in.consume(h.head_length());
+    reply(c, 405, "Allow: GET, POST, DELETE\r\n", "application/json",
+          R"({"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null})",
+          has_body);
+    return false;
+  }
+  if (!config_->allowed_origins.empty() && headers.count("origin") > 0) {
+    std::string_view origin = headers.find("origin");
+    bool ok = false;
+    for (const std::string& o : config_->allowed_origins) ok = ok || o == origin;
+    if (!ok) {
+      c.in.consume(h.head_length());
+      reply_jsonrpc_error(c, 403, -32000, "Forbidden: origin not allowed", {}, has_body);
+      return false;
+    }
+  }
+  if (c.method == http_method::post) {
+    std::string_view content_type = headers.find("content-type");
+    std::string_view media = content_type.substr(0, content_type.find(';'));
+    while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+    if (!equals_ignore_case(media, "application/json")) {
+      c.in.consume(h.head_length());
+      reply_jsonrpc_error(c, 415, -32000,
+                          "Unsupported Media Type: Content-Type must be application/json", {},
+                          has_body);
+      return false;
+    }
+    // The specification: the client MUST list both media types in Accept.
+    std::string_view accept = headers.find("accept");
+    if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
+      c.in.consume(h.head_length());
+      reply_jsonrpc_error(
+          c, 406, -32000,
+          "Not Acceptable: Client must accept both application/json and text/event-stream", {},
+          has_body);
+      return false;
+    }
+  }
+  std::string_view expect = headers.find("expect");
+  if (headers.count("expect") > 0) {
+    if (!equals_ignore_case(expect, "100-continue")) {
+      c.in.consume(h.head_length());
+      reply(c, 417, {}, {}, {}, true);
+      return false;
+    }
+    c.expect_continue = true;
+  }
+  assign(c.session_id, headers.find("mcp-session-id"));
+  assign(c.protocol_version, headers.find("mcp-protocol-version"));
+  assign(c.authorization, headers.find("authorization"));
+  c.has_mcp_method_header = headers.count("mcp-method") > 0;
+  c.has_mcp_name_header = headers.count("mcp-name") > 0;
+  assign(c.mcp_method_header, headers.find("mcp-method"));
+  assign(c.mcp_name_header, headers.find("mcp-name"));
+
+  request_view view{c.method, c.authorization, c.session_id, c.protocol_version};
+  gate_reply denied;
+  c.ticket = {};
+  if (!gate_->admit(view, c.ticket, denied)) {
+    c.in.consume(h.head_length());
+    reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, has_body);
+    return false;
+  }
+
+  // The upstream request head: the client's header lines byte for byte, less the hop-by-hop
+  // fields and the framing we set ourselves.
+  std::string& f = c.fwd;
+  f.clear();
+  f += method_name(c.method);
+  f += ' ';
+  f += config_->upstream.path;
+  f += query;
+  f += " HTTP/1.1\r\nHost: ";
+  f += config_->upstream.host_header;
+  f += "\r\n";
+  std::string_view connection = headers.find("connection");
+  bool has_connection = headers.count("connection") > 0;
+  for (const http_header& hd : headers) {
+    if (equals_ignore_case(hd.name, "host") || equals_ignore_case(hd.name, "content-length") ||
+        equals_ignore_case(hd.name, "expect") || is_hop_by_hop(hd.name))
+      continue;
+    if (has_connection && header_has_token(connection, hd.name)) continue;
+    f += hd.name;
+    f += ": ";
+    f += hd.value;
+    f += "\r\n";
+  }
+  c.in.consume(h.head_length());
+  if (c.framing == body_framing::chunked) {
+    c.chunks = chunked_decoder(config_->http);
+    c.chunked_body.clear();
+  }
+  c.st = client_conn::state::body;
+  return true;
+}
+
+// True once the whole body is in (c.in for Content-Length, c.chunked_body for chunked).
+bool proxy_shard::read_request_body(client_conn& c) {
+  bool complete = true;
+  if (c.framing == body_framing::content_length) {
+    complete = c.in.size() >= c.content_length;
+  } else if (c.framing == body_framing::chunked) {
+    chunk_step step = c.chunks.feed(c.in.view(), &c.chunked_body);
+    c.in.consume(step.consumed);
+    if (step.status == chunk_status::error) {
+      c.keep_alive = false;
+      reply_jsonrpc_error(c, c.chunks.error_status(), -32600, c.chunks.error_reason(), {}, true);
+      return false;
+    }
+    complete = step.status == chunk_status::done;
+  }
+  if (!complete && c.expect_continue) {
+    c.expect_continue = false;
+    send_client(c, "HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  return complete;
+}
+
+void proxy_shard::handle_request(client_conn& c) {
+  std::string_view body;
+  padded_body padded;
+  if (c.framing == body_framing::content_length) {
+    body = std::string_view(c.in.data(), c.content_length);
+    // byte_buffer keeps `padding` readable bytes past its end, and the body ends at or before it.
+    padded = {body.data(), body.size(), body.size() + core::byte_buffer::padding};
+  } else if (c.framing == body_framing::chunked) {
+    c.chunked_body.reserve(c.chunked_body.size() + core::byte_buffer::padding);
+    body = c.chunked_body;
+    padded = {body.data(), body.size(), c.chunked_body.capacity()};
+  }
+  size_t consumed = c.framing == body_framing::content_length ? c.content_length : 0;
+
+  if (c.method == http_method::post) {
+    jsonrpc_result r = extractor_.extract(padded);
+    if (r.status != jsonrpc_status::ok) {
+      c.in.consume(consumed);
+      reply_jsonrpc_error(c, 400, jsonrpc_error_code(r.status),
+                          r.status == jsonrpc_status::parse_error
+                              ? std::string("Parse error: ").append(r.reason)
+                              : std::string("Invalid Request: ").append(r.reason),
+                          {}, false);
+      return;
+    }
+    const jsonrpc_message& first = r.messages.front();
+    if (!r.batch && first.kind == message_kind::request) assign(c.reply_id, first.id);
+    // Protocol 2026-07-28 routes on Mcp-Method / Mcp-Name; the upstream may act on the header
+    // while we decide on the body, so they must agree.
+    if (c.has_mcp_method_header || c.has_mcp_name_header) {
+      bool agree = !r.batch && (!c.has_mcp_method_header || c.mcp_method_header == first.method);
+      if (agree && c.has_mcp_name_header) {
+        std::string_view name = first.name ? *first.name : first.uri ? *first.uri : std::string_view();
+        agree = c.mcp_name_header == name;
+      }
+      if (!agree) {
+        c.in.consume(consumed);
+        reply_jsonrpc_error(c, 400, -32020,
+                            "Mcp-Method or Mcp-Name header does not match the request body",
+                            c.reply_id, false);
+        return;
+      }
+    }
+    request_view view{c.method, c.authorization, c.session_id, c.protocol_version};
+    gate_reply denied;
+    if (!gate_->decide(view, r, c.ticket, denied)) {
+      c.in.consume(consumed);
+      reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, false);
+      return;
+    }
+  }
+
+  if (c.method == http_method::post || !body.empty()) {
+    c.fwd += "Content-Length: ";
+    char digits[24];
+    auto res = std::to_chars(digits, digits + sizeof digits, body.size());
+    c.fwd.append(digits, res.ptr);
+    c.fwd += "\r\n\r\n";
+    c.fwd += body;
+  } else {
+    c.fwd += "\r\n";
+  }
+  c.in.consume(consumed);
+  forward(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream side
+
+proxy_shard::upstream_conn* proxy_shard::take_upstream() {
+  while (!idle_upstreams_.empty()) {
+    uint32_t slot = idle_upstreams_.back();
+    idle_upstreams_.pop_back();
+    upstream_conn& u = *upstreams_[slot];
+    if (u.st != upstream_conn::state::idle) continue;
+    u.st = upstream_conn::state::busy;
+    u.reused = true;
+    stats_.upstream_reused.add();
+    return &u;
+  }
+  uint32_t slot;
+  if (!free_upstreams_.empty()) {
+    slot = free_upstreams_.back();
+    free_upstreams_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(upstreams_.size());
+    upstreams_.push_back(std::make_unique<upstream_conn>());
+    upstreams_.back()->slot = slot;
+  }
+  upstream_conn& u = *upstreams_[slot];
+  u.st = upstream_conn::state::connecting;
+  u.reused = false;
+  u.pending = 0;
+  u.paused = false;
+  u.recv_armed = false;
+  u.send_in_flight = false;
+  u.in.clear();
+  ++open_upstreams_;
+  connect_upstream(u);
+  return &u;
+}
+
+void proxy_shard::connect_upstream(upstream_conn& u) {
+  const endpoint& at = config_->upstream.where;
+  u.fd = ::socket(at.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (u.fd < 0) {
+    u.fd = -1;
+    u.st = upstream_conn::state::closing;
+    return;
+  }
+  set_nodelay(u.fd);
+  stats_.upstream_connects.add();
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_connect(s, u.fd, reinterpret_cast<const sockaddr*>(&at.addr), at.addr_len);
+  io_uring_sqe_set_data64(s, core::encode({op_upstream_connect, u.slot, u.gen}));
+  ++u.pending;
+  u.deadline_ns = reactor_->now_ns() + config_->upstream_connect_timeout_ms * ms;
+}
+
+void proxy_shard::forward(client_conn& c) {
+  upstream_conn* u = take_upstream();
+  if (u->fd < 0) {
+    // No socket could be made (descriptor limit): the slot was never opened.
+    --open_upstreams_;
+    free_upstreams_.push_back(u->slot);
+    stats_.upstream_errors.add();
+    gate_->completed(c.ticket, 0, false);
+    reply_gateway_error(c, 502, -32030, "upstream unavailable: cannot create a socket");
+    return;
+  }
+  c.st = client_conn::state::upstream;
+  c.up_slot = u->slot;
+  c.up_gen = u->gen;
+  c.deadline_ns = 0;
+  u->client_slot = c.slot;
+  u->client_gen = c.gen;
+  u->request.swap(c.fwd);
+  u->request_sent = 0;
+  u->retried = false;
+  u->head_done = false;
+  u->head_resume = 0;
+  u->dechunk = c.http10;
+  if (u->st == upstream_conn::state::busy) {
+    u->deadline_ns = reactor_->now_ns() + config_->upstream_response_timeout_ms * ms;
+    send_upstream(*u);
+  }
+}
+
+void proxy_shard::on_upstream_connected(upstream_conn& u, const io_uring_cqe& cqe) {
+  --u.pending;
+  if (u.st == upstream_conn::state::closing) return;
+  if (cqe.res < 0) {
+    upstream_failed(u, -cqe.res, true);
+    return;
+  }
+  u.st = upstream_conn::state::busy;
+  u.deadline_ns = reactor_->now_ns() + config_->upstream_response_timeout_ms * ms;
+  arm_upstream_recv(u);
+  send_upstream(u);
+}
+
+void proxy_shard::arm_upstream_recv(upstream_conn& u) {
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_recv_multishot(s, u.fd, nullptr, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = buffers_->group();
+  io_uring_sqe_set_data64(s, core::encode({op_upstream_recv, u.slot, u.gen}));
+  u.recv_armed = true;
+  ++u.pending;
+}
+
+void proxy_shard::send_upstream(upstream_conn& u) {
+  if (u.send_in_flight || u.request_sent >= u.request.size()) return;
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_send(s, u.fd, u.request.data() + u.request_sent, u.request.size() - u.request_sent,
+                     MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, core::encode({op_upstream_send, u.slot, u.gen}));
+  u.send_in_flight = true;
+  ++u.pending;
+}
+
+void proxy_shard::on_upstream_sent(upstream_conn& u, const io_uring_cqe& cqe) {
+  --u.pending;
+  u.send_in_flight = false;
+  if (u.st == upstream_conn::state::closing) return;
+  if (cqe.res < 0) {
+    upstream_failed(u, -cqe.res, !u.head_done);
+    return;
+  }
+  u.request_sent += static_cast<size_t>(cqe.res);
+  send_upstream(u);
+}
+
+void proxy_shard::on_upstream_recv(upstream_conn& u, const io_uring_cqe& cqe) {
+  bool more = cqe.flags & IORING_CQE_F_MORE;
+  if (!more) {
+    u.recv_armed = false;
+    --u.pending;
+  }
+  if (cqe.flags & IORING_CQE_F_BUFFER) {
+    uint16_t bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+    if (cqe.res > 0 && u.st != upstream_conn::state::closing)
+      u.in.append(buffers_->buffer(bid), static_cast<size_t>(cqe.res));
+    buffers_->give_back(bid);
+    buffers_->publish();
+  }
+  if (u.st == upstream_conn::state::closing) return;
+  if (u.st == upstream_conn::state::idle) {
+    // An idle pooled connection that speaks or closes is of no further use.
+    close_upstream(u);
+    return;
+  }
+  if (cqe.res > 0) {
+    relay_response(u);
+  } else if (cqe.res == 0 || cqe.res != -ENOBUFS) {
+    if (cqe.res == 0 && u.head_done && u.framing == body_framing::until_close) {
+      // The body ran until close, as announced: the exchange is complete.
+      u.keep_alive = false;
+      if (client_conn* c = client_at(u.client_slot, u.client_gen)) {
+        c->keep_alive = false;
+        u.client_slot = no_slot;
+        finish_exchange(*c);
+      }
+      close_upstream(u);
+      return;
+    }
+    upstream_failed(u, cqe.res == 0 ? ECONNRESET : -cqe.res, !u.head_done);
+    return;
+  }
+  if (!u.recv_armed && !u.paused && u.st != upstream_conn::state::closing) arm_upstream_recv(u);
+}
+
+void proxy_shard::relay_response(upstream_conn& u) {
+  client_conn* c = client_at(u.client_slot, u.client_gen);
+  if (!c) {
+    close_upstream(u);
+    return;
+  }
+  while (!u.head_done) {
+    response_head rh = parse_response_head(u.in.view(), config_->http, false, u.head_resume);
+    if (rh.status() == parse_status::incomplete) {
+      u.head_resume = rh.resume_offset();
+      return;
+    }
+    u.head_resume = 0;
+    if (rh.status() == parse_status::error) {
+      std::fprintf(stderr, "mcpgate: upstream sent a malformed response head: %.*s\n",
+                   static_cast<int>(rh.error_reason().size()), rh.error_reason().data());
+      upstream_failed(u, EPROTO, true);
+      return;
+    }
+    if (rh.is_interim()) {
+      u.in.consume(rh.head_length());  // 100 Continue and the like: ours to absorb
+      continue;
+    }
+    u.head_done = true;
+    u.status = rh.status_code();
+    u.framing = rh.framing();
+    u.remaining = rh.content_length();
+    u.keep_alive = rh.keep_alive();
+    u.sse = is_event_stream(rh.headers().find("content-type"));
+    if (u.framing == body_framing::chunked) u.chunks = chunked_decoder(config_->http);
+    if (u.framing == body_framing::until_close) c->keep_alive = false;
+    if (u.dechunk && u.framing == body_framing::chunked) c->keep_alive = false;
+    if (draining_) c->keep_alive = false;
+
+    std::string& h = reply_scratch_;
+    h.clear();
+    h += "HTTP/1.1 ";
+    char digits[8];
+    auto r = std::to_chars(digits, digits + sizeof digits, u.status);
+    h.append(digits, r.ptr);
+    h += ' ';
+    h += rh.reason();
+    h += "\r\n";
+    std::string_view connection = rh.headers().find("connection");
+    bool has_connection = rh.headers().count("connection") > 0;
+    bool keep_chunked = u.framing == body_framing::chunked && !u.dechunk;
+    for (const http_header& hd : rh.headers()) {
+      bool chunked_te = keep_chunked && equals_ignore_case(hd.name, "transfer-encoding");
+      if (!chunked_te && is_hop_by_hop(hd.name)) continue;
+      if (has_connection && header_has_token(connection, hd.name)) continue;
+      h += hd.name;
+      h += ": ";
+      h += hd.value;
+      h += "\r\n";
+    }
+    if (!c->keep_alive) h += "Connection: close\r\n";
+    h += "\r\n";
+    u.in.consume(rh.head_length());
+    if (u.sse) stats_.sse_streams_open.add();
+    u.deadline_ns = u.sse && config_->sse_idle_timeout_ms > 0
+                        ? reactor_->now_ns() + config_->sse_idle_timeout_ms * ms
+                        : 0;
+    send_client(*c, h);
+  }
+
+  bool done = false;
+  switch (u.framing) {
+    case body_framing::none:
+      done = true;
+      break;
+    case body_framing::content_length: {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(u.remaining, u.in.size()));
+      if (n) send_client(*c, std::string_view(u.in.data(), n));
+      u.in.consume(n);
+      u.remaining -= n;
+      done = u.remaining == 0;
+      break;
+    }
+    case body_framing::chunked: {
+      u.decoded.clear();
+      chunk_step step = u.chunks.feed(u.in.view(), u.dechunk ? &u.decoded : nullptr);
+      if (step.consumed)
+        send_client(*c, u.dechunk ? std::string_view(u.decoded)
+                                  : std::string_view(u.in.data(), step.consumed));
+      u.in.consume(step.consumed);
+      if (step.status == chunk_status::error) {
+        upstream_failed(u, EPROTO, false);
+        return;
+      }
+      done = step.status == chunk_status::done;
+      break;
+    }
+    case body_framing::until_close:
+      if (!u.in.empty()) send_client(*c, u.in.view());
+      u.in.clear();
+      break;
+  }
+  if (u.sse && config_->sse_idle_timeout_ms > 0)
+    u.deadline_ns = reactor_->now_ns() + config_->sse_idle_timeout_ms * ms;
+  if (!done) {
+    if (c->out.pending_bytes() > config_->relay_high_water) pause_upstream(u);
+    return;
+  }
+  if (u.sse) stats_.sse_streams_open.sub();
+  stats_.responses_relayed.add();
+  u.client_slot = no_slot;
+  c->up_slot = no_slot;
+  gate_->completed(c->ticket, u.status, u.status < 500);
+  bool reusable = u.keep_alive && u.in.empty() && !draining_;
+  if (reusable)
+    release_upstream_to_pool(u);
+  else
+    close_upstream(u);
+  finish_exchange(*c);
+}
+
+void proxy_shard::finish_exchange(client_conn& c) {
+  c.up_slot = no_slot;
+  if (!c.keep_alive || draining_) {
+    c.close_after_send = true;
+    c.st = client_conn::state::head;
+    if (c.out.empty()) linger_client(c);
+    return;
+  }
+  c.st = client_conn::state::head;
+  c.deadline_ns = reactor_->now_ns() + config_->idle_timeout_ms * ms;
+  process_client(c);
+}
+
+void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_response) {
+  stats_.upstream_errors.add();
+  client_conn* c = client_at(u.client_slot, u.client_gen);
+  u.client_slot = no_slot;
+  bool nothing_received = !u.head_done && u.in.empty();
+  if (c && nothing_received && u.reused && !u.retried &&
+      (err == ECONNRESET || err == EPIPE)) {
+    // A pooled connection the upstream had closed while idle: the request never reached it.
+    // Retry once on a fresh connection, as every keep-alive proxy must.
+    std::string request;
+    request.swap(u.request);
+    close_upstream(u);
+    c->fwd.swap(request);
+    forward(*c);
+    if (upstream_conn* fresh = upstream_at(c->up_slot, c->up_gen)) fresh->retried = true;
+    return;
+  }
+  close_upstream(u);
+  if (!c) return;
+  c->up_slot = no_slot;
+  if (before_response) {
+    gate_->completed(c->ticket, 0, false);
+    const char* what = err == ETIMEDOUT ? "upstream timed out"
+                       : err == ECONNREFUSED ? "upstream unavailable: connection refused"
+                       : err == EPROTO ? "upstream sent a malformed response"
+                                        : "upstream closed the connection before responding";
+    int http_status = err == ETIMEDOUT ? 504 : 502;
+    int code = err == ETIMEDOUT ? -32031 : err == EPROTO ? -32033 : -32030;
+    reply_gateway_error(*c, http_status, code, what);
+    return;
+  }
+  // The response had started: end the stream cleanly if its framing allows, else close.
+  gate_->completed(c->ticket, u.status, true);
+  if (u.framing == body_framing::chunked && !u.dechunk && u.chunks.at_chunk_boundary()) {
+    send_client(*c, "0\r\n\r\n");
+  }
+  c->keep_alive = false;
+  c->close_after_send = true;
+  c->st = client_conn::state::head;
+  if (c->out.empty()) linger_client(*c);
+}
+
+void proxy_shard::release_upstream_to_pool(upstream_conn& u) {
+  if (idle_upstreams_.size() >= config_->max_idle_upstreams) {
+    close_upstream(u);
+    return;
+  }
+  u.st = upstream_conn::state::idle;
+  u.deadline_ns = reactor_->now_ns() + config_->idle_timeout_ms * ms;
+  u.request.clear();
+  u.in.shrink_if_above(0);
+  if (u.paused) resume_upstream(u);
+  idle_upstreams_.push_back(u.slot);
+}
+
+void proxy_shard::close_upstream(upstream_conn& u) {
+  if (u.st == upstream_conn::state::closing) return;
+  if (u.st == upstream_conn::state::idle) {
+    for (size_t i = 0; i < idle_upstreams_.size(); ++i) {
+      if (idle_upstreams_[i] == u.slot) {
+        idle_upstreams_[i] = idle_upstreams_.back();
+        idle_upstreams_.pop_back();
+        break;
+      }
+    }
+  }
+  if (u.head_done && u.sse && u.client_slot != no_slot) stats_.sse_streams_open.sub();
+  u.st = upstream_conn::state::closing;
+  u.client_slot = no_slot;
+  if (u.fd < 0) return;
+  if (u.pending > 0)
+    cancel_fd(u.fd);
+  else
+    release_upstream(u);
+}
+
+void proxy_shard::release_upstream(upstream_conn& u) {
+  ::close(u.fd);
+  u.fd = -1;
+  u.gen = (u.gen + 1) & core::gen_mask;
+  u.in.clear();
+  u.in.shrink_if_above(0);
+  u.request.clear();
+  free_upstreams_.push_back(u.slot);
+  --open_upstreams_;
+}
+
+void proxy_shard::pause_upstream(upstream_conn& u) {
+  if (u.paused) return;
+  u.paused = true;
+  if (u.recv_armed) {
+    io_uring_sqe* s = reactor_->io().sqe();
+    io_uring_prep_cancel64(s, core::encode({op_upstream_recv, u.slot, u.gen}), 0);
+    io_uring_sqe_set_data64(s, core::encode({op_cancel, 0, 0}));
+  }
+}
+
+void proxy_shard::resume_upstream(upstream_conn& u) {
+  u.paused = false;
+  if (!u.in.empty() && u.st == upstream_conn::state::busy) relay_response(u);
+  if (!u.recv_armed && u.st != upstream_conn::state::closing) arm_upstream_recv(u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time and control
+
+void proxy_shard::on_tick(int64_t now) {
+  for (auto& cp : clients_) {
+    client_conn& c = *cp;
+    if (c.fd < 0 || c.deadline_ns == 0 || now < c.deadline_ns) continue;
+    if (c.st == client_conn::state::lingering) {
+      close_client(c);
+    } else if (c.st == client_conn::state::head && c.in.empty() && !c.close_after_send) {
+      close_client(c);  // idle keep-alive connection
+    } else if ((c.st == client_conn::state::head || c.st == client_conn::state::body) &&
+               !c.close_after_send) {
+      c.keep_alive = false;
+      c.deadline_ns = 0;
+      reply_jsonrpc_error(c, 408, -32600, "request head or body not received in time", {}, true);
+    } else if (c.close_after_send) {
+      close_client(c);  // the client does not read its reply
+    }
+    maybe_release_client(c);
+  }
+  for (auto& up : upstreams_) {
+    upstream_conn& u = *up;
+    if (u.fd < 0 || u.deadline_ns == 0 || now < u.deadline_ns) continue;
+    if (u.st == upstream_conn::state::idle) {
+      close_upstream(u);
+    } else if (u.st == upstream_conn::state::connecting || u.st == upstream_conn::state::busy) {
+      upstream_failed(u, ETIMEDOUT, !u.head_done);
+    }
+  }
+  if (draining_ && now >= drain_deadline_ns_) {
+    for (auto& cp : clients_) {
+      if (cp->fd >= 0 && cp->st != client_conn::state::closing) close_client(*cp);
+      if (cp->fd >= 0) maybe_release_client(*cp);
+    }
+    for (auto& up : upstreams_)
+      if (up->fd >= 0) close_upstream(*up);
+  }
+}
+
+void proxy_shard::on_message(const core::message& m) {
+  switch (static_cast<shard_message>(m.kind)) {
+    case shard_message::drain:
+      start_drain();
+      break;
+    case shard_message::reload: {
+      auto* fresh = static_cast<std::shared_ptr<const gate_config>*>(m.ptr);
+      gate_config_ = std::move(*fresh);
+      delete fresh;
+      gate_ = make_gate(gate_config_, reactor_->id());
+      break;
+    }
+  }
+}
+
+void proxy_shard::start_drain() {
+  if (draining_) return;
+  draining_ = true;
+  drain_deadline_ns_ = reactor_->now_ns() + config_->drain_timeout_ms * ms;
+  if (accept_armed_) {
+    io_uring_sqe* s = reactor_->io().sqe();
+    io_uring_prep_cancel64(s, core::encode({op_accept, 0, 0}), 0);
+    io_uring_sqe_set_data64(s, core::encode({op_cancel, 0, 0}));
+  }
+  for (auto& cp : clients_) {
+    client_conn& c = *cp;
+    if (c.fd >= 0 && c.st == client_conn::state::head && c.in.empty() && !c.close_after_send) {
+      close_client(c);
+      maybe_release_client(c);
+    }
+  }
+  std::vector<uint32_t> idle = idle_upstreams_;
+  for (uint32_t slot : idle) close_upstream(*upstreams_[slot]);
+}
+
+}  // namespace mcpgate::net

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "net/address.h"
+#include "net/http_parser.h"
+#include "net/jsonrpc.h"
+
+namespace mcpgate::net {
+
+// The wire settings of the gateway. Validated at load (tools/mcpgate/config.*), immutable
+// afterwards, shared by every shard.
+struct proxy_config {
+  endpoint listen;
+  http_url upstream;
+  // The MCP endpoint path clients use; other paths get 404. Defaults to the upstream's path.
+  std::string path;
+  // Origins allowed to call (DNS-rebinding protection); empty forwards Origin unchecked and
+  // lets the upstream decide.
+  std::vector<std::string> allowed_origins;
+
+  http_limits http;
+  jsonrpc_limits jsonrpc;
+  uint32_t max_connections = 10000;  // per shard; beyond it: 503 and close, accept goes on
+  uint32_t max_idle_upstreams = 256;  // per shard, kept in the keep-alive pool
+
+  int64_t header_timeout_ms = 10'000;             // slowloris: a request head must arrive by then
+  int64_t idle_timeout_ms = 60'000;               // keep-alive client connection with no request
+  int64_t upstream_connect_timeout_ms = 5'000;
+  int64_t upstream_response_timeout_ms = 60'000;  // from request sent to response head
+  int64_t sse_idle_timeout_ms = 0;                // 0: streams may stay quiet for ever
+  int64_t drain_timeout_ms = 10'000;              // SIGTERM: in-flight exchanges get this long
+
+  uint32_t recv_buffers = 1024;       // provided buffers per shard (power of two)
+  uint32_t recv_buffer_size = 16384;  // bytes each
+  size_t relay_high_water = 1 << 20;  // pause the upstream when this much waits for the client
+};
+
+}  // namespace mcpgate::net

@@ -1,0 +1,136 @@
+#include "tools/mcpgate/config.h"
+
+#include <simdjson.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace mcpgate::tools {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+std::string type_name(element_type t) {
+  switch (t) {
+    case element_type::ARRAY: return "an array";
+    case element_type::OBJECT: return "an object";
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: return "a number";
+    case element_type::STRING: return "a string";
+    case element_type::BOOL: return "a boolean";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "something else";
+}
+
+struct reader {
+  std::string file;
+
+  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
+    throw std::runtime_error(file + ": " + path + ": " + what);
+  }
+  std::string get_string(element e, const std::string& path) const {
+    if (!e.is_string()) fail(path, "expected a string, got " + type_name(e.type()));
+    return std::string(std::string_view(e.get_string().value_unsafe()));
+  }
+  bool get_bool(element e, const std::string& path) const {
+    if (!e.is_bool()) fail(path, "expected true or false, got " + type_name(e.type()));
+    return e.get_bool().value_unsafe();
+  }
+  int64_t get_positive(element e, const std::string& path, bool zero_ok = false) const {
+    if (!e.is_int64()) fail(path, "expected a whole number, got " + type_name(e.type()));
+    int64_t v = e.get_int64().value_unsafe();
+    if (v < 0 || (v == 0 && !zero_ok))
+      fail(path, std::string("expected a ") + (zero_ok ? "non-negative" : "positive") +
+                     " number, got " + std::to_string(v));
+    return v;
+  }
+};
+
+void load_limits(const reader& r, element e, net::proxy_config& w) {
+  if (!e.is_object()) r.fail("$.limits", "expected an object, got " + type_name(e.type()));
+  for (auto [key_view, value] : e.get_object().value_unsafe()) {
+    std::string key(key_view);
+    std::string path = "$.limits." + key;
+    if (key == "max_head_bytes") w.http.max_head = r.get_positive(value, path);
+    else if (key == "max_headers") w.http.max_headers = r.get_positive(value, path);
+    else if (key == "max_body_bytes") {
+      w.http.max_body = r.get_positive(value, path);
+      w.jsonrpc.max_body = w.http.max_body;
+    } else if (key == "max_depth") w.jsonrpc.max_depth = r.get_positive(value, path);
+    else if (key == "max_batch") w.jsonrpc.max_batch = r.get_positive(value, path);
+    else if (key == "max_connections_per_shard") w.max_connections = r.get_positive(value, path);
+    else if (key == "header_timeout_ms") w.header_timeout_ms = r.get_positive(value, path);
+    else if (key == "idle_timeout_ms") w.idle_timeout_ms = r.get_positive(value, path);
+    else if (key == "upstream_connect_timeout_ms") w.upstream_connect_timeout_ms = r.get_positive(value, path);
+    else if (key == "upstream_response_timeout_ms") w.upstream_response_timeout_ms = r.get_positive(value, path);
+    else if (key == "sse_idle_timeout_ms") w.sse_idle_timeout_ms = r.get_positive(value, path, true);
+    else if (key == "drain_timeout_ms") w.drain_timeout_ms = r.get_positive(value, path, true);
+    else r.fail(path, "unknown key (known: max_head_bytes, max_headers, max_body_bytes, max_depth, "
+                      "max_batch, max_connections_per_shard, header_timeout_ms, idle_timeout_ms, "
+                      "upstream_connect_timeout_ms, upstream_response_timeout_ms, "
+                      "sse_idle_timeout_ms, drain_timeout_ms)");
+  }
+}
+
+}  // namespace
+
+void load_config_file(const std::string& file, gateway_settings& s) {
+  reader r{file};
+  simdjson::dom::parser parser;
+  simdjson::padded_string text;
+  if (simdjson::padded_string::load(file).get(text))
+    throw std::runtime_error(file + ": cannot read the config file");
+  element root;
+  if (auto err = parser.parse(text).get(root))
+    throw std::runtime_error(file + ": not valid JSON: " + simdjson::error_message(err));
+  if (!root.is_object()) r.fail("$", "expected an object, got " + type_name(root.type()));
+  s.config_file = file;
+  s.base_dir = std::filesystem::absolute(file).parent_path().string();
+  for (auto [key_view, value] : root.get_object().value_unsafe()) {
+    std::string key(key_view);
+    std::string path = "$." + key;
+    if (key == "listen") s.listen = r.get_string(value, path);
+    else if (key == "upstream") s.upstream = r.get_string(value, path);
+    else if (key == "shards") s.shards = static_cast<unsigned>(r.get_positive(value, path));
+    else if (key == "path") s.path = r.get_string(value, path);
+    else if (key == "policy") s.policy = r.get_string(value, path);
+    else if (key == "audit") s.audit = r.get_string(value, path);
+    else if (key == "admin") s.admin = r.get_string(value, path);
+    else if (key == "deny_as") {
+      s.deny_as = r.get_string(value, path);
+      if (s.deny_as != "result" && s.deny_as != "error")
+        r.fail(path, "expected \"result\" or \"error\", got \"" + s.deny_as + "\"");
+    } else if (key == "hide_denied_tools") s.hide_denied_tools = r.get_bool(value, path);
+    else if (key == "allowed_origins") {
+      if (!value.is_array()) r.fail(path, "expected an array of strings, got " + type_name(value.type()));
+      size_t i = 0;
+      for (element o : value.get_array().value_unsafe())
+        s.wire.allowed_origins.push_back(r.get_string(o, path + "[" + std::to_string(i++) + "]"));
+    } else if (key == "identities") {
+      if (!value.is_array()) r.fail(path, "expected an array, got " + type_name(value.type()));
+      s.identities_json = simdjson::minify(value);
+    } else if (key == "grants") {
+      if (!value.is_object()) r.fail(path, "expected an object, got " + type_name(value.type()));
+      s.grants_json = simdjson::minify(value);
+    } else if (key == "limits") load_limits(r, value, s.wire);
+    else r.fail(path, "unknown key (known: listen, upstream, shards, path, policy, audit, admin, "
+                      "deny_as, hide_denied_tools, allowed_origins, identities, grants, limits)");
+  }
+}
+
+std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s) {
+  auto w = std::make_shared<net::proxy_config>(s.wire);
+  std::string where = s.config_file.empty() ? "" : " (or " + s.config_file + ")";
+  w->listen = net::parse_host_port(s.listen, "--listen" + where);
+  w->upstream = net::parse_http_url(s.upstream, "--upstream" + where);
+  w->path = s.path.empty() ? w->upstream.path : s.path;
+  if (w->path.empty() || w->path[0] != '/')
+    throw std::invalid_argument("path: expected an absolute path starting with '/', got '" +
+                                w->path + "'");
+  return w;
+}
+
+}  // namespace mcpgate::tools

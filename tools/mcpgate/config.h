@@ -1,0 +1,38 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/proxy_config.h"
+
+namespace mcpgate::tools {
+
+// Everything the gateway runs with, after the config file and the command line are merged.
+struct gateway_settings {
+  std::string listen = "127.0.0.1:8080";
+  std::string upstream = "http://127.0.0.1:3001/mcp";
+  unsigned shards = 0;  // 0: one per online CPU
+  std::string path;     // empty: the upstream URL's path
+  std::string policy;
+  std::string audit;
+  std::string admin;
+  std::string config_file;  // where the settings came from, for messages
+  std::string base_dir;     // policy paths resolve relative to the config file
+  std::string identities_json;  // raw JSON of the config's "identities", for the policy loader
+  std::string grants_json;      // raw JSON of the config's "grants"
+  std::string deny_as = "result";
+  bool hide_denied_tools = false;
+  net::proxy_config wire;
+};
+
+// Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
+// what was expected and what was found; unknown keys are errors.
+void load_config_file(const std::string& file, gateway_settings& into);
+
+// Resolves the textual settings into the wire config (addresses, path). Throws
+// std::invalid_argument naming the flag or key.
+std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s);
+
+}  // namespace mcpgate::tools
