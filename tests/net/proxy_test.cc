@@ -1,0 +1,519 @@
+// The proxy in-process: real shards on real sockets over loopback, in front of a scripted
+// upstream whose behaviour each test chooses (answer, refuse, reset, stream).
+
+#include "net/proxy.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mcpgate::net {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto deadline = 10s;
+
+int connect_to(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+void send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) return;
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// Reads into buf until pred(buf) holds, the peer closes, or the deadline passes.
+bool read_until(int fd, std::string& buf, const std::function<bool(const std::string&)>& pred) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (!pred(buf)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char tmp[65536];
+    ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) return pred(buf);
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// A parsed HTTP message as a test sees it (Content-Length or chunked bodies, decoded).
+struct message {
+  std::string head;
+  std::string body;
+  size_t total = 0;  // bytes of the whole message on the wire
+  bool complete = false;
+};
+
+size_t header_value_size(const std::string& head, const std::string& lower_name, std::string& out) {
+  std::string lower = head;
+  for (char& ch : lower) ch = static_cast<char>(tolower(static_cast<unsigned char>(ch)));
+  size_t at = lower.find("\r\n" + lower_name + ":");
+  if (at == std::string::npos) return 0;
+  size_t start = at + 3 + lower_name.size();
+  size_t end = head.find("\r\n", start);
+  out = head.substr(start, end - start);
+  while (!out.empty() && out.front() == ' ') out.erase(0, 1);
+  return 1;
+}
+
+message parse_message(const std::string& buf, bool bodyless = false) {
+  message m;
+  size_t head_end = buf.find("\r\n\r\n");
+  if (head_end == std::string::npos) return m;
+  m.head = buf.substr(0, head_end + 2);
+  size_t pos = head_end + 4;
+  std::string value;
+  if (bodyless) {
+    m.total = pos;
+    m.complete = true;
+  } else if (header_value_size(m.head, "content-length", value)) {
+    size_t n = std::stoul(value);
+    if (buf.size() < pos + n) return m;
+    m.body = buf.substr(pos, n);
+    m.total = pos + n;
+    m.complete = true;
+  } else if (header_value_size(m.head, "transfer-encoding", value)) {
+    for (;;) {
+      size_t line_end = buf.find("\r\n", pos);
+      if (line_end == std::string::npos) return m;
+      size_t size = std::stoul(buf.substr(pos, line_end - pos), nullptr, 16);
+      pos = line_end + 2;
+      if (size == 0) {
+        if (buf.size() < pos + 2) return m;
+        m.total = pos + 2;
+        m.complete = true;
+        return m;
+      }
+      if (buf.size() < pos + size + 2) return m;
+      m.body += buf.substr(pos, size);
+      pos += size + 2;
+    }
+  } else {
+    m.total = pos;
+    m.complete = true;
+  }
+  return m;
+}
+
+// An upstream that accepts connections and hands every request to a script.
+class scripted_upstream {
+ public:
+  // The script gets the connection, the request, and how many requests came before on any
+  // connection; it writes what it likes and returns false to close the connection.
+  using script = std::function<bool(int fd, const message& request, int index)>;
+
+  explicit scripted_upstream(script s) : script_(std::move(s)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(fd_, 64);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { accept_loop(); });
+  }
+  ~scripted_upstream() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+    std::lock_guard lock(mu_);
+    for (auto& t : workers_) t.join();
+  }
+
+  uint16_t port() const { return port_; }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+  std::vector<std::string> received() {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      ++connections_;
+      std::lock_guard lock(mu_);
+      workers_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    std::string buf;
+    for (;;) {
+      if (!read_until(c, buf, [](const std::string& b) { return parse_message(b).complete; })) break;
+      message m = parse_message(buf);
+      buf.erase(0, m.total);
+      int index = requests_++;
+      {
+        std::lock_guard lock(mu_);
+        received_.push_back(m.head + m.body);
+      }
+      if (!script_(c, m, index)) break;
+    }
+    close(c);
+  }
+
+  script script_;
+  int fd_;
+  uint16_t port_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::thread> workers_;
+  std::vector<std::string> received_;
+  std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
+  std::atomic<bool> stop_{false};
+};
+
+bool answer_json(int fd, const message& request, int) {
+  // Echo the request body's id back in a JSON-RPC result.
+  std::string body = R"({"jsonrpc":"2.0","id":1,"result":{"echo":)" +
+                     std::to_string(request.body.size()) + "}}";
+  send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+               "Keep-Alive: timeout=5\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n" + body);
+  return true;
+}
+
+// The gateway in-process, with `shards` shards in front of 127.0.0.1:upstream_port.
+class gateway {
+ public:
+  gateway(uint16_t upstream_port, unsigned shards = 1,
+          std::function<void(proxy_config&)> tune = {}) : group_(shards, 256, 5'000'000) {
+    auto cfg = std::make_shared<proxy_config>();
+    cfg->listen = parse_host_port("127.0.0.1:0", "listen");
+    cfg->upstream = parse_http_url("http://127.0.0.1:" + std::to_string(upstream_port) + "/mcp", "upstream");
+    cfg->path = "/mcp";
+    cfg->recv_buffers = 64;
+    cfg->drain_timeout_ms = 2000;
+    if (tune) tune(*cfg);
+    std::vector<int> fds;
+    for (unsigned i = 0; i < shards; ++i) {
+      int fd = listen_socket(cfg->listen, 128);
+      if (i == 0) {
+        port_ = bound_port(fd);
+        reinterpret_cast<sockaddr_in&>(cfg->listen.addr).sin_port = htons(port_);
+      }
+      fds.push_back(fd);
+    }
+    for (unsigned i = 0; i < shards; ++i) stats_.push_back(std::make_unique<shard_stats>());
+    auto gate = std::make_shared<const gate_config>();
+    std::string error = group_.start([&](unsigned i) {
+      return std::make_unique<proxy_shard>(cfg, gate, fds[i], *stats_[i]);
+    });
+    EXPECT_EQ(error, "");
+  }
+  ~gateway() {
+    core::message m;
+    m.kind = static_cast<uint32_t>(shard_message::drain);
+    group_.broadcast(m);
+    group_.join();
+  }
+  uint16_t port() const { return port_; }
+  const shard_stats& stats(unsigned i = 0) const { return *stats_[i]; }
+
+ private:
+  core::shard_group group_;
+  uint16_t port_ = 0;
+  std::vector<std::unique_ptr<shard_stats>> stats_;
+};
+
+std::string post(std::string_view body, std::string_view extra_headers = {}) {
+  return "POST /mcp HTTP/1.1\r\nHost: gateway.test\r\nContent-Type: application/json\r\n"
+         "Accept: application/json, text/event-stream\r\n" +
+         std::string(extra_headers) + "Content-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + std::string(body);
+}
+
+constexpr std::string_view call_body =
+    R"({"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{"x":1}}})";
+
+message round_trip(int fd, std::string_view request) {
+  send_all(fd, request);
+  std::string buf;
+  read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; });
+  return parse_message(buf);
+}
+
+TEST(Proxy, ForwardsBodyBytesUnchangedAndRewritesHostAndHopByHopHeaders) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  ASSERT_GE(fd, 0);
+  message m = round_trip(fd, post(call_body, "Connection: keep-alive, X-Private\r\nX-Private: 1\r\n"
+                                           "Mcp-Session-Id: abc\r\nKeep-Alive: timeout=9\r\n"));
+  ASSERT_TRUE(m.complete);
+  EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_EQ(m.head.find("Keep-Alive"), std::string::npos) << m.head;
+  ASSERT_EQ(up.received().size(), 1u);
+  std::string seen = up.received()[0];
+  EXPECT_NE(seen.find("POST /mcp HTTP/1.1\r\n"), std::string::npos);
+  EXPECT_NE(seen.find("Host: 127.0.0.1:" + std::to_string(up.port()) + "\r\n"), std::string::npos);
+  EXPECT_NE(seen.find("Mcp-Session-Id: abc\r\n"), std::string::npos);
+  EXPECT_EQ(seen.find("X-Private"), std::string::npos) << "named in Connection: hop-by-hop";
+  EXPECT_EQ(seen.find("Keep-Alive"), std::string::npos);
+  EXPECT_EQ(seen.find("gateway.test"), std::string::npos);
+  EXPECT_EQ(seen.substr(seen.size() - call_body.size()), call_body);
+  close(fd);
+}
+
+TEST(Proxy, ReusesOneUpstreamConnectionAcrossRequestsAndClients) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  for (int client = 0; client < 3; ++client) {
+    int fd = connect_to(gw.port());
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(round_trip(fd, post(call_body)).complete);
+    close(fd);
+  }
+  EXPECT_EQ(up.requests(), 15);
+  EXPECT_EQ(up.connections(), 1);
+  EXPECT_EQ(gw.stats().upstream_reused.get(), 14u);
+}
+
+TEST(Proxy, AnswersPipelinedRequestsInOrder) {
+  int n = 0;
+  scripted_upstream up([&n](int fd, const message& req, int) {
+    std::string body = req.body;  // echo
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n" + body);
+    return ++n > 0;
+  });
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  std::string all;
+  for (int i = 1; i <= 3; ++i)
+    all += post(R"({"jsonrpc":"2.0","id":)" + std::to_string(i) + R"(,"method":"ping"})");
+  send_all(fd, all);
+  std::string buf;
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+    message m = parse_message(buf);
+    EXPECT_NE(m.body.find("\"id\":" + std::to_string(i)), std::string::npos) << m.body;
+    buf.erase(0, m.total);
+  }
+  close(fd);
+}
+
+TEST(Proxy, RefusedUpstreamGivesJsonRpcErrorWithTheRequestIdAndKeepsServing) {
+  uint16_t dead_port;
+  {
+    scripted_upstream gone(answer_json);
+    dead_port = gone.port();
+  }  // closed: connections to it are refused
+  gateway gw(dead_port);
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(call_body));
+  ASSERT_TRUE(m.complete);
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 502");
+  EXPECT_NE(m.body.find(R"("id":41)"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find(R"("code":-32030)"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("connection refused"), std::string::npos) << m.body;
+  // The same connection still works for the next request.
+  message again = round_trip(fd, post(call_body));
+  EXPECT_EQ(again.head.substr(0, 12), "HTTP/1.1 502");
+  close(fd);
+}
+
+TEST(Proxy, UpstreamResetBeforeResponseGivesJsonRpcErrorThenRecovers) {
+  scripted_upstream up([](int fd, const message& req, int index) {
+    if (index == 0) {
+      linger l{1, 0};  // close with RST
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      return false;
+    }
+    return answer_json(fd, req, index);
+  });
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(call_body));
+  ASSERT_TRUE(m.complete);
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 502");
+  EXPECT_NE(m.body.find(R"("id":41)"), std::string::npos);
+  message ok = round_trip(fd, post(call_body));
+  EXPECT_EQ(ok.head.substr(0, 15), "HTTP/1.1 200 OK");
+  close(fd);
+}
+
+TEST(Proxy, UpstreamResetMidStreamEndsTheClientStreamCleanly) {
+  scripted_upstream up([](int fd, const message&, int) {
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n");
+    std::string event = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+    char size[16];
+    snprintf(size, sizeof size, "%zx\r\n", event.size());
+    send_all(fd, size + event + "\r\n");
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    return false;
+  });
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  send_all(fd, post(call_body));
+  std::string buf;
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+  message m = parse_message(buf);
+  EXPECT_NE(m.head.find("text/event-stream"), std::string::npos);
+  EXPECT_NE(m.body.find("notifications/progress"), std::string::npos);
+  // The stream ended with its terminating chunk, then the gateway closed the connection.
+  std::string rest = buf.substr(m.total);
+  read_until(fd, rest, [](const std::string&) { return false; });  // returns at EOF
+  EXPECT_EQ(rest, "");
+  close(fd);
+  // And the gateway serves the next client.
+  int fd2 = connect_to(gw.port());
+  send_all(fd2, post(call_body));
+  std::string buf2;
+  ASSERT_TRUE(read_until(fd2, buf2, [](const std::string& b) { return parse_message(b).complete; }));
+  close(fd2);
+}
+
+TEST(Proxy, RelaysEachSseEventBeforeTheStreamEnds) {
+  std::atomic<bool> release{false};
+  scripted_upstream up([&release](int fd, const message&, int) {
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+    std::string event = "data: first\n\n";
+    send_all(fd, "d\r\n" + event + "\r\n");
+    auto end = std::chrono::steady_clock::now() + deadline;
+    while (!release && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+    send_all(fd, "e\r\ndata: second\n\n\r\n0\r\n\r\n");
+    return true;
+  });
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  send_all(fd, post(call_body));
+  std::string buf;
+  // The first event arrives while the upstream still holds the stream open.
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return b.find("data: first") != std::string::npos; }));
+  EXPECT_EQ(buf.find("data: second"), std::string::npos);
+  release = true;
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+  EXPECT_EQ(parse_message(buf).body, "data: first\n\ndata: second\n\n");
+  close(fd);
+}
+
+TEST(Proxy, RejectsContentLengthWithTransferEncodingAndCloses) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  send_all(fd, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + post(call_body));
+  std::string buf;
+  read_until(fd, buf, [](const std::string&) { return false; });  // until the gateway closes
+  message m = parse_message(buf);
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 400");
+  EXPECT_NE(m.head.find("Connection: close"), std::string::npos);
+  EXPECT_EQ(buf.find("HTTP/1.1", 1), std::string::npos) << "the smuggled request must not be answered";
+  EXPECT_EQ(up.requests(), 0);
+  close(fd);
+}
+
+TEST(Proxy, AnswersInvalidJsonWithParseErrorAndNeverForwards) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(R"({"jsonrpc":"2.0","id":1,"method":"ping"} trailing)"));
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 400");
+  EXPECT_NE(m.body.find("-32700"), std::string::npos) << m.body;
+  EXPECT_EQ(up.requests(), 0);
+  close(fd);
+}
+
+TEST(Proxy, DecodesAChunkedRequestBodyAndForwardsItWithContentLength) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  std::string body(call_body);
+  std::string req = "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Accept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  char size[16];
+  snprintf(size, sizeof size, "%zx\r\n", body.size() - 10);
+  req += size + body.substr(0, body.size() - 10) + "\r\na\r\n" + body.substr(body.size() - 10) + "\r\n0\r\n\r\n";
+  // One byte at a time: the parser must cope with every split.
+  for (char ch : req) send_all(fd, std::string_view(&ch, 1));
+  std::string buf;
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+  EXPECT_EQ(parse_message(buf).head.substr(0, 15), "HTTP/1.1 200 OK");
+  ASSERT_EQ(up.received().size(), 1u);
+  std::string seen = up.received()[0];
+  EXPECT_NE(seen.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
+  EXPECT_EQ(seen.find("Transfer-Encoding"), std::string::npos);
+  EXPECT_EQ(seen.substr(seen.size() - body.size()), body);
+  close(fd);
+}
+
+TEST(Proxy, ServesOtherPathsWith404AndOtherMethodsWith405) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 404");
+  message put = round_trip(fd, "PUT /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(put.head.substr(0, 12), "HTTP/1.1 405");
+  EXPECT_NE(put.head.find("Allow: GET, POST, DELETE"), std::string::npos);
+  EXPECT_EQ(up.requests(), 0);
+  close(fd);
+}
+
+TEST(Proxy, AnswersConnectionsOverTheLimitWith503AndKeepsAccepting) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port(), 1, [](proxy_config& c) { c.max_connections = 2; });
+  int a = connect_to(gw.port());
+  int b = connect_to(gw.port());
+  ASSERT_TRUE(round_trip(a, post(call_body)).complete);
+  ASSERT_TRUE(round_trip(b, post(call_body)).complete);
+  int c = connect_to(gw.port());
+  std::string buf;
+  read_until(c, buf, [](const std::string&) { return false; });
+  EXPECT_EQ(buf.substr(0, 12), "HTTP/1.1 503");
+  close(c);
+  close(a);
+  // Once a slot frees, new clients are served again.
+  std::string later;
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    int d = connect_to(gw.port());
+    message m = round_trip(d, post(call_body));
+    close(d);
+    later = m.head.substr(0, 12);
+    if (later == "HTTP/1.1 200") break;
+  }
+  EXPECT_EQ(later, "HTTP/1.1 200");
+  close(b);
+}
+
+}  // namespace
+}  // namespace mcpgate::net
