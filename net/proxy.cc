@@ -672,6 +672,17 @@ void proxy_shard::handle_request(client_conn& c) {
                           {}, false);
       return;
     }
+    // JSON-RPC batches exist only in revision 2025-03-26; later revisions removed them, so a
+    // batch that names a later revision is refused rather than forwarded for the upstream to
+    // interpret. (Revisions are dates: they compare as strings.)
+    if (r.batch && !c.protocol_version.empty() && c.protocol_version > "2025-03-26") {
+      c.in.consume(consumed);
+      reply_jsonrpc_error(c, 400, -32600,
+                          "Invalid Request: JSON-RPC batches are not allowed in protocol revision " +
+                              c.protocol_version,
+                          {}, false);
+      return;
+    }
     const jsonrpc_message& first = r.messages.front();
     if (!r.batch && first.kind == message_kind::request) assign(c.reply_id, first.id);
     // Protocol 2026-07-28 routes on Mcp-Method / Mcp-Name; the upstream may act on the header

@@ -51,7 +51,8 @@ struct reader {
 
 void load_limits(const reader& r, element e, net::proxy_config& w) {
   if (!e.is_object()) r.fail("$.limits", "expected an object, got " + type_name(e.type()));
-  for (auto [key_view, value] : e.get_object().value_unsafe()) {
+  simdjson::dom::object limits = e.get_object().value_unsafe();
+  for (auto [key_view, value] : limits) {
     std::string key(key_view);
     std::string path = "$.limits." + key;
     if (key == "max_head_bytes") w.http.max_head = r.get_positive(value, path);
@@ -89,7 +90,8 @@ void load_config_file(const std::string& file, gateway_settings& s) {
   if (!root.is_object()) r.fail("$", "expected an object, got " + type_name(root.type()));
   s.config_file = file;
   s.base_dir = std::filesystem::absolute(file).parent_path().string();
-  for (auto [key_view, value] : root.get_object().value_unsafe()) {
+  simdjson::dom::object top = root.get_object().value_unsafe();
+  for (auto [key_view, value] : top) {
     std::string key(key_view);
     std::string path = "$." + key;
     if (key == "listen") s.listen = r.get_string(value, path);
@@ -107,7 +109,8 @@ void load_config_file(const std::string& file, gateway_settings& s) {
     else if (key == "allowed_origins") {
       if (!value.is_array()) r.fail(path, "expected an array of strings, got " + type_name(value.type()));
       size_t i = 0;
-      for (element o : value.get_array().value_unsafe())
+      simdjson::dom::array origins = value.get_array().value_unsafe();
+      for (element o : origins)
         s.wire.allowed_origins.push_back(r.get_string(o, path + "[" + std::to_string(i++) + "]"));
     } else if (key == "identities") {
       if (!value.is_array()) r.fail(path, "expected an array, got " + type_name(value.type()));
