@@ -238,11 +238,16 @@ class gateway {
     EXPECT_EQ(error, "");
   }
   ~gateway() {
+    drain();
+    group_.join();
+  }
+  // What SIGTERM does: every shard stops accepting and finishes what is in flight.
+  void drain() {
     core::message m;
     m.kind = static_cast<uint32_t>(shard_message::drain);
     group_.broadcast(m);
-    group_.join();
   }
+  void join() { group_.join(); }
   uint16_t port() const { return port_; }
   const shard_stats& stats(unsigned i = 0) const { return *stats_[i]; }
 
@@ -513,6 +518,40 @@ TEST(Proxy, AnswersConnectionsOverTheLimitWith503AndKeepsAccepting) {
   }
   EXPECT_EQ(later, "HTTP/1.1 200");
   close(b);
+}
+
+TEST(Proxy, DrainFinishesTheExchangeInFlightThenStopsAccepting) {
+  std::atomic<bool> release{false};
+  std::atomic<bool> arrived{false};
+  scripted_upstream up([&](int fd, const message& req, int index) {
+    arrived = true;
+    auto end = std::chrono::steady_clock::now() + deadline;
+    while (!release && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+    return answer_json(fd, req, index);
+  });
+  gateway gw(up.port(), 2);
+  int fd = connect_to(gw.port());
+  send_all(fd, post(call_body));
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (!arrived && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  ASSERT_TRUE(arrived);
+  gw.drain();
+  // New clients are no longer accepted once every shard has closed its listener.
+  bool refused = false;
+  while (!refused && std::chrono::steady_clock::now() < end) {
+    int probe = connect_to(gw.port());
+    refused = probe < 0;
+    if (probe >= 0) close(probe);
+  }
+  EXPECT_TRUE(refused);
+  release = true;
+  std::string buf;
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+  message m = parse_message(buf);
+  EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_NE(m.head.find("Connection: close"), std::string::npos);
+  gw.join();
+  close(fd);
 }
 
 }  // namespace
