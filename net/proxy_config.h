@@ -22,7 +22,7 @@ struct proxy_config {
   std::vector<std::string> allowed_origins;
 
   http_limits http;
-  jsonrpc_limits jsonrpc;
+  jsonrpc_limits jsonrpc{.max_body = 4 * 1024 * 1024};  // the same bound as http.max_body
   uint32_t max_connections = 10000;  // per shard; beyond it: 503 and close, accept goes on
   uint32_t max_idle_upstreams = 256;  // per shard, kept in the keep-alive pool
 
