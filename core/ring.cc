@@ -119,7 +119,7 @@ std::string probe_io_uring() {
 }
 
 buffer_ring::buffer_ring(ring& r, uint16_t group, unsigned count, unsigned size)
-    : ring_(r), group_(group), count_(count), size_(size), mask_(io_uring_buf_ring_mask(count)) {
+    : ring_(r), group_(group), size_(size), mask_(io_uring_buf_ring_mask(count)) {
   if (count == 0 || (count & (count - 1)) != 0 || count > 32768)
     throw std::invalid_argument("buffer_ring: count must be a power of two <= 32768");
   ring_bytes_ = count * sizeof(io_uring_buf);

@@ -73,7 +73,6 @@ class buffer_ring {
   char* storage_ = nullptr;
   size_t ring_bytes_ = 0;
   uint16_t group_;
-  unsigned count_;
   unsigned size_;
   unsigned mask_;
   int pending_ = 0;

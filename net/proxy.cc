@@ -567,6 +567,19 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
       return false;
     }
   }
+  // Fields the gateway or the upstream acts on must be unambiguous: with two of them, one
+  // side could read the first and the other the last.
+  for (std::string_view name : {"authorization", "mcp-session-id", "mcp-protocol-version",
+                                "mcp-method", "mcp-name", "content-type", "origin",
+                                "last-event-id"}) {
+    if (headers.count(name) > 1) {
+      c.in.consume(h.head_length());
+      c.keep_alive = false;
+      reply_jsonrpc_error(c, 400, -32600, std::string("duplicate ") + std::string(name) + " header",
+                          {}, true);
+      return false;
+    }
+  }
   std::string_view expect = headers.find("expect");
   if (headers.count("expect") > 0) {
     if (!equals_ignore_case(expect, "100-continue")) {
@@ -857,13 +870,24 @@ void proxy_shard::on_upstream_recv(upstream_conn& u, const io_uring_cqe& cqe) {
     u.recv_armed = false;
     --u.pending;
   }
-  if (cqe.flags & IORING_CQE_F_BUFFER) {
-    uint16_t bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    if (cqe.res > 0 && u.st != upstream_conn::state::closing)
-      u.in.append(buffers_->buffer(bid), static_cast<size_t>(cqe.res));
-    buffers_->give_back(bid);
-    buffers_->publish();
-  }
+  // The provided buffer goes back to the ring when this function returns; until then its bytes
+  // are `fresh`, relayed straight from it.
+  struct buffer_return {
+    core::buffer_ring* ring;
+    int bid;
+    ~buffer_return() {
+      if (bid >= 0) {
+        ring->give_back(static_cast<uint16_t>(bid));
+        ring->publish();
+      }
+    }
+  } give_back{buffers_.get(), (cqe.flags & IORING_CQE_F_BUFFER)
+                                  ? static_cast<int>(cqe.flags >> IORING_CQE_BUFFER_SHIFT)
+                                  : -1};
+  std::string_view fresh;
+  if (give_back.bid >= 0 && cqe.res > 0)
+    fresh = std::string_view(buffers_->buffer(static_cast<uint16_t>(give_back.bid)),
+                             static_cast<size_t>(cqe.res));
   if (u.st == upstream_conn::state::closing) return;
   if (u.st == upstream_conn::state::idle) {
     // An idle pooled connection that speaks or closes is of no further use.
@@ -871,7 +895,7 @@ void proxy_shard::on_upstream_recv(upstream_conn& u, const io_uring_cqe& cqe) {
     return;
   }
   if (cqe.res > 0) {
-    relay_response(u);
+    relay_response(u, fresh);
   } else if (cqe.res == 0 || cqe.res != -ENOBUFS) {
     if (cqe.res == 0 && u.head_done && u.framing == body_framing::until_close) {
       // The body ran until close, as announced: the exchange is complete.
@@ -890,16 +914,31 @@ void proxy_shard::on_upstream_recv(upstream_conn& u, const io_uring_cqe& cqe) {
   if (!u.recv_armed && !u.paused && u.st != upstream_conn::state::closing) arm_upstream_recv(u);
 }
 
-void proxy_shard::relay_response(upstream_conn& u) {
+// Works on `fresh` (bytes just received, still in the provided buffer) directly when nothing
+// is pending in u.in, so a response that arrives whole is copied once, into the client's send
+// queue; otherwise on u.in with `fresh` appended. What is left unconsumed ends in u.in.
+void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
   client_conn* c = client_at(u.client_slot, u.client_gen);
   if (!c) {
     close_upstream(u);
     return;
   }
+  bool direct = u.in.empty();
+  if (!direct) u.in.append(fresh);
+  std::string_view data = direct ? fresh : u.in.view();
+  size_t used = 0;
+  auto keep_rest = [&] {
+    if (direct)
+      u.in.append(data.substr(used));
+    else
+      u.in.consume(used);
+  };
   while (!u.head_done) {
-    response_head rh = parse_response_head(u.in.view(), config_->http, false, u.head_resume);
+    response_head rh =
+        parse_response_head(data.substr(used), config_->http, false, u.head_resume);
     if (rh.status() == parse_status::incomplete) {
       u.head_resume = rh.resume_offset();
+      keep_rest();
       return;
     }
     u.head_resume = 0;
@@ -910,7 +949,7 @@ void proxy_shard::relay_response(upstream_conn& u) {
       return;
     }
     if (rh.is_interim()) {
-      u.in.consume(rh.head_length());  // 100 Continue and the like: ours to absorb
+      used += rh.head_length();  // 100 Continue and the like: ours to absorb
       continue;
     }
     u.head_done = true;
@@ -947,7 +986,7 @@ void proxy_shard::relay_response(upstream_conn& u) {
     }
     if (!c->keep_alive) h += "Connection: close\r\n";
     h += "\r\n";
-    u.in.consume(rh.head_length());
+    used += rh.head_length();
     if (u.sse) stats_.sse_streams_open.add();
     u.deadline_ns = u.sse && config_->sse_idle_timeout_ms > 0
                         ? reactor_->now_ns() + config_->sse_idle_timeout_ms * ms
@@ -955,26 +994,26 @@ void proxy_shard::relay_response(upstream_conn& u) {
     send_client(*c, h);
   }
 
+  std::string_view body = data.substr(used);
   bool done = false;
   switch (u.framing) {
     case body_framing::none:
       done = true;
       break;
     case body_framing::content_length: {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(u.remaining, u.in.size()));
-      if (n) send_client(*c, std::string_view(u.in.data(), n));
-      u.in.consume(n);
+      size_t n = static_cast<size_t>(std::min<uint64_t>(u.remaining, body.size()));
+      if (n) send_client(*c, body.substr(0, n));
+      used += n;
       u.remaining -= n;
       done = u.remaining == 0;
       break;
     }
     case body_framing::chunked: {
       u.decoded.clear();
-      chunk_step step = u.chunks.feed(u.in.view(), u.dechunk ? &u.decoded : nullptr);
+      chunk_step step = u.chunks.feed(body, u.dechunk ? &u.decoded : nullptr);
       if (step.consumed)
-        send_client(*c, u.dechunk ? std::string_view(u.decoded)
-                                  : std::string_view(u.in.data(), step.consumed));
-      u.in.consume(step.consumed);
+        send_client(*c, u.dechunk ? std::string_view(u.decoded) : body.substr(0, step.consumed));
+      used += step.consumed;
       if (step.status == chunk_status::error) {
         upstream_failed(u, EPROTO, false);
         return;
@@ -983,10 +1022,11 @@ void proxy_shard::relay_response(upstream_conn& u) {
       break;
     }
     case body_framing::until_close:
-      if (!u.in.empty()) send_client(*c, u.in.view());
-      u.in.clear();
+      if (!body.empty()) send_client(*c, body);
+      used += body.size();
       break;
   }
+  keep_rest();
   if (u.sse && config_->sse_idle_timeout_ms > 0)
     u.deadline_ns = reactor_->now_ns() + config_->sse_idle_timeout_ms * ms;
   if (!done) {
@@ -1118,7 +1158,7 @@ void proxy_shard::pause_upstream(upstream_conn& u) {
 
 void proxy_shard::resume_upstream(upstream_conn& u) {
   u.paused = false;
-  if (!u.in.empty() && u.st == upstream_conn::state::busy) relay_response(u);
+  if (!u.in.empty() && u.st == upstream_conn::state::busy) relay_response(u, {});
   if (!u.recv_armed && u.st != upstream_conn::state::closing) arm_upstream_recv(u);
 }
 

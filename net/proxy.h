@@ -75,7 +75,7 @@ class proxy_shard final : public core::shard_handler {
   void on_upstream_recv(upstream_conn& u, const io_uring_cqe& cqe);
   void on_upstream_sent(upstream_conn& u, const io_uring_cqe& cqe);
   void send_upstream(upstream_conn& u);
-  void relay_response(upstream_conn& u);
+  void relay_response(upstream_conn& u, std::string_view fresh);
   void upstream_failed(upstream_conn& u, int err, bool before_response);
   void release_upstream_to_pool(upstream_conn& u);
   void close_upstream(upstream_conn& u);

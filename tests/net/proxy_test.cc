@@ -430,6 +430,38 @@ TEST(Proxy, RelaysEachSseEventBeforeTheStreamEnds) {
   close(fd);
 }
 
+TEST(Proxy, RelaysAResponseThatArrivesOneByteAtATimeAfterAnInterim100) {
+  scripted_upstream up([](int fd, const message&, int) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::string body = R"({"jsonrpc":"2.0","id":41,"result":{}})";
+    std::string response = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    for (char ch : response) send_all(fd, std::string_view(&ch, 1));
+    return true;
+  });
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(call_body));
+  ASSERT_TRUE(m.complete);
+  EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK") << "the interim response is the gateway's to absorb";
+  EXPECT_EQ(m.body, R"({"jsonrpc":"2.0","id":41,"result":{}})");
+  // The connection stays usable: the next exchange works on it.
+  EXPECT_TRUE(round_trip(fd, post(call_body)).complete);
+  close(fd);
+}
+
+TEST(Proxy, RejectsDuplicateSessionHeadersBeforeForwarding) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(call_body, "Mcp-Session-Id: a\r\nMcp-Session-Id: b\r\n"));
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 400");
+  EXPECT_NE(m.body.find("duplicate mcp-session-id header"), std::string::npos) << m.body;
+  EXPECT_EQ(up.requests(), 0);
+  close(fd);
+}
+
 TEST(Proxy, RejectsContentLengthWithTransferEncodingAndCloses) {
   scripted_upstream up(answer_json);
   gateway gw(up.port());
