@@ -1,0 +1,56 @@
+#pragma once
+
+// Per-grant filtering of tools/list responses: tools hidden for the grant are removed (and,
+// when the config's hide_denied_tools is on, tools its policy denies whatever the arguments).
+// Everything else is copied byte for byte: the kept tools are never re-serialised.
+
+#include <simdjson.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/access_config.h"
+
+namespace mcpgate::policy {
+
+// Whether `tool` must not appear in tools/list for this grant.
+bool hidden_from_list(const grant_policy& grant, std::string_view tool, bool hide_denied_tools);
+
+// Whether any tool could be removed for this grant; false lets the gateway forward
+// tools/list responses untouched.
+bool needs_tools_list_filter(const grant_policy& grant, bool hide_denied_tools);
+
+enum class filter_outcome : uint8_t {
+  unchanged,  // no result.tools array (e.g. a JSON-RPC error) or nothing removed: send the body
+  filtered,   // `out` holds the body to send
+  invalid,    // not one JSON object, or result.tools is malformed or repeated: do not forward
+};
+
+// Per-shard state: a parser and a padded copy of the body. Reuse it.
+class tools_list_scratch {
+ public:
+  tools_list_scratch() = default;
+  tools_list_scratch(const tools_list_scratch&) = delete;
+  tools_list_scratch& operator=(const tools_list_scratch&) = delete;
+
+ private:
+  friend filter_outcome filter_tools_list(std::string_view, const grant_policy&, bool,
+                                          tools_list_scratch&, std::string&);
+  struct tool_span {
+    size_t begin;  // offset of the tool object's '{'
+    size_t end;    // one past its '}'
+    bool keep;
+  };
+  simdjson::ondemand::parser parser_;
+  std::string padded_;
+  std::vector<tool_span> spans_;
+};
+
+// Filters one JSON-RPC response body to tools/list (for SSE, one event's data). A tool whose
+// "name" cannot be read as one string is removed: it could not be matched against the policy.
+filter_outcome filter_tools_list(std::string_view body, const grant_policy& grant,
+                                 bool hide_denied_tools, tools_list_scratch& scratch,
+                                 std::string& out);
+
+}  // namespace mcpgate::policy
