@@ -17,7 +17,8 @@ struct request_view {
   std::string_view protocol_version;  // MCP-Protocol-Version
 };
 
-// A reply the gate wants sent instead of forwarding. Views stay valid until the next call.
+// A reply the gate wants sent instead of forwarding. Views stay valid until the next call into
+// the same gate.
 struct gate_reply {
   int http_status = 200;
   std::string_view extra_headers;  // complete "Name: value\r\n" lines
@@ -25,12 +26,24 @@ struct gate_reply {
   std::string_view body;
 };
 
-// Per-exchange state a gate keeps between admit(), decide() and completed() (the identity,
-// counts reserved). The proxy stores one per client connection, so a gate never allocates per
-// request; a gate implementation static_asserts that its state fits.
-struct gate_ticket {
-  alignas(16) unsigned char bytes[256];
+// What a gate remembers about the exchange on one client connection, between admit(),
+// decide() and the end of the exchange (who is calling, the counts reserved). Created by the
+// gate once per connection and reused for every request on it, so the request path does not
+// allocate. It keeps alive whatever its decisions point into, so a reload that replaces the
+// gate mid-exchange leaves it valid.
+class gate_ticket {
+ public:
+  virtual ~gate_ticket() = default;
+  // The exchange ended. upstream_handled is false when the upstream never processed the
+  // request (refused, reset before a response, 5xx): the counts it reserved go back.
+  // Called at most once per forwarded request.
+  virtual void completed(int upstream_status, bool upstream_handled) = 0;
+  // The response must pass through filter_response() (e.g. a tools/list for a grant that hides
+  // tools); set by decide().
+  bool filter_response = false;
 };
+
+enum class filter_result : uint8_t { unchanged, replaced, invalid };
 
 // The settings behind every shard's gate; immutable, swapped whole on reload.
 struct gate_config {
@@ -38,30 +51,39 @@ struct gate_config {
 };
 
 // The decision point on the request path, one per shard (not thread-safe). The proxy calls
-// admit() once the request head is complete, decide() once a POST body is extracted, and
-// completed() when an exchange it forwarded ends. Returning false means "answer with *reply".
+// admit() once the request head is complete, decide() once a POST body is extracted.
+// Returning false means "answer with *reply instead of forwarding".
 class gate {
  public:
   virtual ~gate() = default;
+  virtual std::unique_ptr<gate_ticket> new_ticket() = 0;
+  // Whether `ticket` was made by this gate (after a reload, older tickets are replaced at the
+  // next request).
+  virtual bool owns(const gate_ticket& ticket) const = 0;
   virtual bool admit(const request_view& request, gate_ticket& ticket, gate_reply& reply) = 0;
   virtual bool decide(const request_view& request, const jsonrpc_result& body,
                       gate_ticket& ticket, gate_reply& reply) = 0;
-  // upstream_handled: false when the upstream never processed the request (refused, reset
-  // before a response, 5xx), so reserved counts go back. Called once per forwarded request.
-  virtual void completed(gate_ticket& ticket, int upstream_status, bool upstream_handled) = 0;
+  // One complete JSON-RPC message from the response of an exchange with filter_response set;
+  // on replaced, `out` holds the bytes to send instead.
+  virtual filter_result filter_response(gate_ticket& ticket, std::string_view message,
+                                        std::string& out) = 0;
 };
 
 // Lets everything through; used when no policy is configured.
 class allow_all_gate final : public gate {
  public:
+  std::unique_ptr<gate_ticket> new_ticket() override;
+  bool owns(const gate_ticket& ticket) const override;
   bool admit(const request_view&, gate_ticket&, gate_reply&) override { return true; }
   bool decide(const request_view&, const jsonrpc_result&, gate_ticket&, gate_reply&) override {
     return true;
   }
-  void completed(gate_ticket&, int, bool) override {}
+  filter_result filter_response(gate_ticket&, std::string_view, std::string&) override {
+    return filter_result::unchanged;
+  }
 };
 
-// Builds the gate for one shard from a configuration (see net/gate.cc).
+// Builds the gate for one shard from a configuration (an empty gate_config: allow all).
 std::unique_ptr<gate> make_gate(const std::shared_ptr<const gate_config>& config, unsigned shard);
 
 }  // namespace mcpgate::net

@@ -12,6 +12,7 @@
 
 #include "core/user_data.h"
 #include "net/replies.h"
+#include "net/sse_parser.h"
 
 namespace mcpgate::net {
 namespace {
@@ -116,7 +117,7 @@ struct proxy_shard::client_conn {
   bool has_mcp_method_header = false;
   bool has_mcp_name_header = false;
   std::string reply_id;  // raw id token of a single request, for replies the gateway makes
-  gate_ticket ticket;
+  std::unique_ptr<gate_ticket> ticket;  // made by the gate once per connection
 
   // The exchange with the upstream.
   uint32_t up_slot = no_slot;
@@ -155,6 +156,14 @@ struct proxy_shard::upstream_conn {
   bool sse = false;
   chunked_decoder chunks;
   std::string decoded;
+  // Filtering (the gate rewrites the response, e.g. tools/list per grant): the body is decoded
+  // here; a JSON body is held whole, an SSE stream is re-emitted event by event, chunked.
+  bool filtering = false;
+  std::string held_head;
+  std::unique_ptr<sse_parser> events;
+  uint64_t events_base = 0;  // stream offset of filter_body[0]
+  std::string filter_body;
+  std::string filter_out;
 };
 
 proxy_shard::proxy_shard(std::shared_ptr<const proxy_config> config,
@@ -402,7 +411,7 @@ void proxy_shard::close_client(client_conn& c) {
       u->client_slot = no_slot;
       close_upstream(*u);
     }
-    gate_->completed(c.ticket, 0, true);
+    c.ticket->completed(0, true);
     c.up_slot = no_slot;
   }
   c.st = client_conn::state::closing;
@@ -599,8 +608,8 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
 
   request_view view{c.method, c.authorization, c.session_id, c.protocol_version};
   gate_reply denied;
-  c.ticket = {};
-  if (!gate_->admit(view, c.ticket, denied)) {
+  if (!c.ticket || !gate_->owns(*c.ticket)) c.ticket = gate_->new_ticket();
+  if (!gate_->admit(view, *c.ticket, denied)) {
     c.in.consume(h.head_length());
     reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, has_body);
     return false;
@@ -716,7 +725,7 @@ void proxy_shard::handle_request(client_conn& c) {
     }
     request_view view{c.method, c.authorization, c.session_id, c.protocol_version};
     gate_reply denied;
-    if (!gate_->decide(view, r, c.ticket, denied)) {
+    if (!gate_->decide(view, r, *c.ticket, denied)) {
       c.in.consume(consumed);
       reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, false);
       return;
@@ -797,7 +806,7 @@ void proxy_shard::forward(client_conn& c) {
     --open_upstreams_;
     free_upstreams_.push_back(u->slot);
     stats_.upstream_errors.add();
-    gate_->completed(c.ticket, 0, false);
+    c.ticket->completed(0, false);
     reply_gateway_error(c, 502, -32030, "upstream unavailable: cannot create a socket");
     return;
   }
@@ -902,6 +911,10 @@ void proxy_shard::on_upstream_recv(upstream_conn& u, const io_uring_cqe& cqe) {
       u.keep_alive = false;
       if (client_conn* c = client_at(u.client_slot, u.client_gen)) {
         c->keep_alive = false;
+        if (u.filtering && !emit_filtered(u, *c, true)) {
+          upstream_failed(u, EPROTO, !u.sse);
+          return;
+        }
         u.client_slot = no_slot;
         finish_exchange(*c);
       }
@@ -963,7 +976,8 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     if (u.dechunk && u.framing == body_framing::chunked) c->keep_alive = false;
     if (draining_) c->keep_alive = false;
 
-    std::string& h = reply_scratch_;
+    u.filtering = c->ticket->filter_response && u.status == 200 && u.framing != body_framing::none;
+    std::string& h = u.filtering ? u.held_head : reply_scratch_;
     h.clear();
     h += "HTTP/1.1 ";
     char digits[8];
@@ -974,27 +988,53 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     h += "\r\n";
     std::string_view connection = rh.headers().find("connection");
     bool has_connection = rh.headers().count("connection") > 0;
-    bool keep_chunked = u.framing == body_framing::chunked && !u.dechunk;
+    bool keep_chunked = u.framing == body_framing::chunked && !u.dechunk && !u.filtering;
     for (const http_header& hd : rh.headers()) {
       bool chunked_te = keep_chunked && equals_ignore_case(hd.name, "transfer-encoding");
       if (!chunked_te && is_hop_by_hop(hd.name)) continue;
       if (has_connection && header_has_token(connection, hd.name)) continue;
+      if (u.filtering && equals_ignore_case(hd.name, "content-length")) continue;
       h += hd.name;
       h += ": ";
       h += hd.value;
       h += "\r\n";
     }
-    if (!c->keep_alive) h += "Connection: close\r\n";
-    h += "\r\n";
     used += rh.head_length();
     if (u.sse) stats_.sse_streams_open.add();
     u.deadline_ns = u.sse && config_->sse_idle_timeout_ms > 0
                         ? reactor_->now_ns() + config_->sse_idle_timeout_ms * ms
                         : 0;
+    if (u.filtering) {
+      u.filter_body.clear();
+      u.events_base = 0;
+      if (u.sse) {
+        // Events are re-emitted one by one: the client gets a chunked stream (or, for an
+        // HTTP/1.0 client, one delimited by the close).
+        if (c->http10)
+          c->keep_alive = false;
+        else
+          h += "Transfer-Encoding: chunked\r\n";
+        if (!c->keep_alive) h += "Connection: close\r\n";
+        h += "\r\n";
+        send_client(*c, h);
+        u.events = std::make_unique<sse_parser>(config_->http.max_body);
+      }
+      continue;  // a JSON body is held until complete: its length changes
+    }
+    if (!c->keep_alive) h += "Connection: close\r\n";
+    h += "\r\n";
     send_client(*c, h);
   }
 
   std::string_view body = data.substr(used);
+  // Without filtering, body bytes go to the client as they are (chunk framing included);
+  // with it, they are decoded into u.filter_body for the gate.
+  auto pass = [&](std::string_view bytes) {
+    if (u.filtering)
+      u.filter_body += bytes;
+    else if (!bytes.empty())
+      send_client(*c, bytes);
+  };
   bool done = false;
   switch (u.framing) {
     case body_framing::none:
@@ -1002,7 +1042,7 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
       break;
     case body_framing::content_length: {
       size_t n = static_cast<size_t>(std::min<uint64_t>(u.remaining, body.size()));
-      if (n) send_client(*c, body.substr(0, n));
+      pass(body.substr(0, n));
       used += n;
       u.remaining -= n;
       done = u.remaining == 0;
@@ -1010,9 +1050,9 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     }
     case body_framing::chunked: {
       u.decoded.clear();
-      chunk_step step = u.chunks.feed(body, u.dechunk ? &u.decoded : nullptr);
-      if (step.consumed)
-        send_client(*c, u.dechunk ? std::string_view(u.decoded) : body.substr(0, step.consumed));
+      bool decode = u.dechunk || u.filtering;
+      chunk_step step = u.chunks.feed(body, decode ? &u.decoded : nullptr);
+      if (step.consumed) pass(decode ? std::string_view(u.decoded) : body.substr(0, step.consumed));
       used += step.consumed;
       if (step.status == chunk_status::error) {
         upstream_failed(u, EPROTO, false);
@@ -1022,11 +1062,15 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
       break;
     }
     case body_framing::until_close:
-      if (!body.empty()) send_client(*c, body);
+      pass(body);
       used += body.size();
       break;
   }
   keep_rest();
+  if (u.filtering && !emit_filtered(u, *c, done)) {
+    upstream_failed(u, EPROTO, !u.sse);
+    return;
+  }
   if (u.sse && config_->sse_idle_timeout_ms > 0)
     u.deadline_ns = reactor_->now_ns() + config_->sse_idle_timeout_ms * ms;
   if (!done) {
@@ -1037,13 +1081,100 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
   stats_.responses_relayed.add();
   u.client_slot = no_slot;
   c->up_slot = no_slot;
-  gate_->completed(c->ticket, u.status, u.status < 500);
+  c->ticket->completed(u.status, u.status < 500);
   bool reusable = u.keep_alive && u.in.empty() && !draining_;
   if (reusable)
     release_upstream_to_pool(u);
   else
     close_upstream(u);
   finish_exchange(*c);
+}
+
+// Hands the decoded body of a filtered response to the gate and sends the client its result:
+// a JSON body once complete, with its new length; an SSE stream event by event, each event
+// either as received or with its data replaced. False when the gate found the response
+// malformed: it is not forwarded.
+bool proxy_shard::emit_filtered(upstream_conn& u, client_conn& c, bool done) {
+  if (!u.sse) {
+    if (!done) return true;
+    std::string_view body = u.filter_body;
+    switch (gate_->filter_response(*c.ticket, body, u.filter_out)) {
+      case filter_result::invalid:
+        return false;
+      case filter_result::replaced:
+        body = u.filter_out;
+        break;
+      case filter_result::unchanged:
+        break;
+    }
+    std::string& h = u.held_head;
+    h += "Content-Length: ";
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, body.size());
+    h.append(digits, r.ptr);
+    h += "\r\n";
+    if (!c.keep_alive) h += "Connection: close\r\n";
+    h += "\r\n";
+    send_client(c, h);
+    send_client(c, body);
+    return true;
+  }
+  bool chunked = !c.http10;
+  auto emit = [&](std::string_view bytes) {
+    if (bytes.empty()) return;
+    if (chunked) {
+      char size[24];
+      int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+      send_client(c, std::string_view(size, static_cast<size_t>(n)));
+      send_client(c, bytes);
+      send_client(c, "\r\n");
+    } else {
+      send_client(c, bytes);
+    }
+  };
+  size_t fed = static_cast<size_t>(u.events->offset() - u.events_base);
+  size_t emitted_to = 0;  // raw bytes before this are sent; after it, an incomplete block
+  for (;;) {
+    sse_step step = u.events->feed(std::string_view(u.filter_body).substr(fed));
+    fed += step.consumed;
+    if (step.status == sse_status::error) return false;
+    if (step.status == sse_status::need_more) break;
+    const sse_event& ev = u.events->event();
+    size_t begin = static_cast<size_t>(ev.begin - u.events_base);
+    size_t end = static_cast<size_t>(ev.end - u.events_base);
+    std::string_view raw = std::string_view(u.filter_body).substr(begin, end - begin);
+    emitted_to = end;
+    filter_result fr = ev.dispatch ? gate_->filter_response(*c.ticket, ev.data, u.filter_out)
+                                   : filter_result::unchanged;
+    if (fr == filter_result::invalid) return false;
+    if (fr == filter_result::unchanged) {
+      emit(raw);
+    } else {
+      // The same event with its data replaced; the filtered JSON may span lines only where the
+      // original had whitespace, and SSE joins data lines with the newline they replace.
+      std::string event;
+      if (!ev.type.empty()) event.append("event: ").append(ev.type).append("\n");
+      if (!ev.id.empty()) event.append("id: ").append(ev.id).append("\n");
+      if (ev.retry) event.append("retry: ").append(std::to_string(*ev.retry)).append("\n");
+      std::string_view data = u.filter_out;
+      for (;;) {
+        size_t nl = data.find('\n');
+        event.append("data: ").append(data.substr(0, nl)).append("\n");
+        if (nl == std::string_view::npos) break;
+        data.remove_prefix(nl + 1);
+      }
+      event += "\n";
+      emit(event);
+    }
+  }
+  // Drop what has been emitted; keep the raw bytes of an incomplete block.
+  u.filter_body.erase(0, emitted_to);
+  u.events_base += emitted_to;
+  if (done) {
+    if (!u.filter_body.empty()) emit(u.filter_body);  // an unterminated last block, as received
+    if (chunked) send_client(c, "0\r\n\r\n");
+  }
+  return true;
 }
 
 void proxy_shard::finish_exchange(client_conn& c) {
@@ -1080,7 +1211,7 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
   if (!c) return;
   c->up_slot = no_slot;
   if (before_response) {
-    gate_->completed(c->ticket, 0, false);
+    c->ticket->completed(0, false);
     const char* what = err == ETIMEDOUT ? "upstream timed out"
                        : err == ECONNREFUSED ? "upstream unavailable: connection refused"
                        : err == EPROTO ? "upstream sent a malformed response"
@@ -1091,7 +1222,7 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
     return;
   }
   // The response had started: end the stream cleanly if its framing allows, else close.
-  gate_->completed(c->ticket, u.status, true);
+  c->ticket->completed(u.status, true);
   if (u.framing == body_framing::chunked && !u.dechunk && u.chunks.at_chunk_boundary()) {
     send_client(*c, "0\r\n\r\n");
   }

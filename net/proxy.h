@@ -55,6 +55,7 @@ class proxy_shard final : public core::shard_handler {
   void handle_request(client_conn& c);
   void forward(client_conn& c);
   void finish_exchange(client_conn& c);
+  bool emit_filtered(upstream_conn& u, client_conn& c, bool done);
   void send_client(client_conn& c, std::string_view bytes);
   void flush_client(client_conn& c);
   void reply(client_conn& c, int http_status, std::string_view extra_headers,

@@ -124,6 +124,16 @@ void load_config_file(const std::string& file, gateway_settings& s) {
   }
 }
 
+void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {
+  if (cl.listen) s.listen = *cl.listen;
+  if (cl.upstream) s.upstream = *cl.upstream;
+  if (cl.path) s.path = *cl.path;
+  if (cl.policy) s.policy = *cl.policy;
+  if (cl.audit) s.audit = *cl.audit;
+  if (cl.admin) s.admin = *cl.admin;
+  if (cl.shards) s.shards = *cl.shards;
+}
+
 std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s) {
   auto w = std::make_shared<net::proxy_config>(s.wire);
   std::string where = s.config_file.empty() ? "" : " (or " + s.config_file + ")";

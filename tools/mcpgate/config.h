@@ -9,6 +9,12 @@
 
 namespace mcpgate::tools {
 
+// What the command line said, kept apart so a reload can re-apply it over a re-read file.
+struct command_line_overrides {
+  std::optional<std::string> listen, upstream, path, policy, audit, admin;
+  std::optional<unsigned> shards;
+};
+
 // Everything the gateway runs with, after the config file and the command line are merged.
 struct gateway_settings {
   std::string listen = "127.0.0.1:8080";
@@ -25,11 +31,15 @@ struct gateway_settings {
   std::string deny_as = "result";
   bool hide_denied_tools = false;
   net::proxy_config wire;
+  command_line_overrides command_line;
 };
 
 // Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
 // what was expected and what was found; unknown keys are errors.
 void load_config_file(const std::string& file, gateway_settings& into);
+
+// Flags override the config file.
+void apply_command_line(const command_line_overrides& cl, gateway_settings& into);
 
 // Resolves the textual settings into the wire config (addresses, path). Throws
 // std::invalid_argument naming the flag or key.

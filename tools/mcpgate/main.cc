@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <cxxopts.hpp>
 #include <memory>
 #include <string>
@@ -19,7 +20,12 @@
 #include "core/ring.h"
 #include "core/shard.h"
 #include "net/gate.h"
+#include "net/policy_gate.h"
 #include "net/proxy.h"
+#include "policy/access_config.h"
+#include "policy/document.h"
+#include "policy/limits.h"
+#include "tools/mcpgate/check.h"
 #include "tools/mcpgate/config.h"
 
 namespace {
@@ -37,7 +43,8 @@ cxxopts::Options make_options() {
                      "rules before it reaches the server.\n\n"
                      "Run with no flags to serve the embedded default: listen on 127.0.0.1:8080 "
                      "and forward to http://127.0.0.1:3001/mcp.\n");
-  o.custom_help("[--config FILE] [--listen HOST:PORT] [--upstream URL] [options]");
+  o.custom_help("[--config FILE] [--listen HOST:PORT] [--upstream URL] [options]\n"
+                "  mcpgate check POLICY_OR_CONFIG...   validate files and print what applies");
   o.add_options()
       ("listen", "Address clients connect to, HOST:PORT (port 0 picks a free port)",
        cxxopts::value<std::string>())
@@ -76,6 +83,15 @@ std::vector<int> make_listeners(net::endpoint at, unsigned shards) {
   return fds;
 }
 
+// The settings as the command line and the config file give them now (for SIGHUP).
+tools::gateway_settings reread(const tools::gateway_settings& current) {
+  tools::gateway_settings fresh;
+  fresh.command_line = current.command_line;
+  if (!current.config_file.empty()) tools::load_config_file(current.config_file, fresh);
+  tools::apply_command_line(fresh.command_line, fresh);
+  return fresh;
+}
+
 int run(const tools::gateway_settings& settings) {
   std::shared_ptr<const net::proxy_config> wire;
   try {
@@ -87,8 +103,15 @@ int run(const tools::gateway_settings& settings) {
     return fail("--audit: the audit log is not available in this build yet; remove the flag");
   if (!settings.admin.empty())
     return fail("--admin: the admin listener is not available in this build yet; remove the flag");
-  if (!settings.policy.empty() || !settings.identities_json.empty() || !settings.grants_json.empty())
-    return fail("--policy/identities/grants: the policy engine is not wired in this build yet");
+
+  // Counters live as long as the process, so that reloads keep the counts.
+  policy::counter_store counters;
+  std::shared_ptr<const net::gate_config> gate;
+  try {
+    gate = tools::load_gate(settings, counters);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
 
   // Fail at once, in one line, when this host will not let us use io_uring.
   if (std::string why = core::probe_io_uring(); !why.empty()) return fail(why);
@@ -113,7 +136,6 @@ int run(const tools::gateway_settings& settings) {
   }
   uint16_t port = net::bound_port(listeners[0]);
 
-  auto gate = std::make_shared<const net::gate_config>();
   std::vector<std::unique_ptr<net::shard_stats>> stats;
   for (unsigned i = 0; i < shards; ++i) stats.push_back(std::make_unique<net::shard_stats>());
 
@@ -128,15 +150,35 @@ int run(const tools::gateway_settings& settings) {
   std::string host = wire->listen.host;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   std::fprintf(stderr, "mcpgate: listening on %s:%u\n", host.c_str(), port);
-  std::fprintf(stderr, "mcpgate: %u shard%s, upstream %s, no policy: every call is allowed\n",
-               shards, shards == 1 ? "" : "s", settings.upstream.c_str());
+  std::fprintf(stderr, "mcpgate: %u shard%s, upstream %s, %s\n", shards, shards == 1 ? "" : "s",
+               settings.upstream.c_str(), tools::describe_gate(*gate).c_str());
   std::fflush(stderr);
 
   for (;;) {
     int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
+    timespec sweep_every{60, 0};
+    sig = sigtimedwait(&signals, nullptr, &sweep_every);
+    if (sig < 0) {
+      // Session-scoped counters of sessions quiet for a whole window are freed.
+      counters.sweep_idle_sessions(core::reactor::clock_ns());
+      continue;
+    }
     if (sig == SIGHUP) {
-      std::fprintf(stderr, "mcpgate: SIGHUP: nothing to reload without a policy\n");
+      // Re-read the config file and every policy; an invalid file leaves the old rules in force.
+      try {
+        tools::gateway_settings fresh = reread(settings);
+        auto next = tools::load_gate(fresh, counters);
+        for (unsigned i = 0; i < shards; ++i) {
+          core::message m;
+          m.kind = static_cast<uint32_t>(net::shard_message::reload);
+          m.ptr = new std::shared_ptr<const net::gate_config>(next);
+          while (!group.inbox(i).post(shards, m)) sched_yield();
+        }
+        std::fprintf(stderr, "mcpgate: SIGHUP: reloaded, %s\n", tools::describe_gate(*next).c_str());
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "mcpgate: SIGHUP: reload rejected, the previous policy stays in force: %s\n",
+                     e.what());
+      }
       continue;
     }
     std::fprintf(stderr, "mcpgate: %s: draining (up to %lld ms)\n",
@@ -154,6 +196,8 @@ int run(const tools::gateway_settings& settings) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "check")
+    return tools::check_files(std::vector<std::string>(argv + 2, argv + argc));
   cxxopts::Options options = make_options();
   tools::gateway_settings settings;
   try {
@@ -168,18 +212,20 @@ int main(int argc, char** argv) {
     }
     if (!args.unmatched().empty())
       return fail("unexpected argument '" + args.unmatched().front() + "' (see --help)");
-    if (args.count("config")) tools::load_config_file(args["config"].as<std::string>(), settings);
-    if (args.count("listen")) settings.listen = args["listen"].as<std::string>();
-    if (args.count("upstream")) settings.upstream = args["upstream"].as<std::string>();
+    tools::command_line_overrides& cl = settings.command_line;
+    if (args.count("listen")) cl.listen = args["listen"].as<std::string>();
+    if (args.count("upstream")) cl.upstream = args["upstream"].as<std::string>();
     if (args.count("shards")) {
-      settings.shards = args["shards"].as<unsigned>();
-      if (settings.shards == 0 || settings.shards > 256)
-        return fail("--shards: expected 1 to 256, got " + std::to_string(settings.shards));
+      cl.shards = args["shards"].as<unsigned>();
+      if (*cl.shards == 0 || *cl.shards > 256)
+        return fail("--shards: expected 1 to 256, got " + std::to_string(*cl.shards));
     }
-    if (args.count("path")) settings.path = args["path"].as<std::string>();
-    if (args.count("policy")) settings.policy = args["policy"].as<std::string>();
-    if (args.count("audit")) settings.audit = args["audit"].as<std::string>();
-    if (args.count("admin")) settings.admin = args["admin"].as<std::string>();
+    if (args.count("path")) cl.path = args["path"].as<std::string>();
+    if (args.count("policy")) cl.policy = std::filesystem::absolute(args["policy"].as<std::string>()).string();
+    if (args.count("audit")) cl.audit = args["audit"].as<std::string>();
+    if (args.count("admin")) cl.admin = args["admin"].as<std::string>();
+    if (args.count("config")) tools::load_config_file(args["config"].as<std::string>(), settings);
+    tools::apply_command_line(cl, settings);
   } catch (const std::exception& e) {
     return fail(e.what());
   }

@@ -1,0 +1,111 @@
+#include "tools/mcpgate/check.h"
+
+#include <simdjson.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+
+#include "net/policy_gate.h"
+#include "policy/access_config.h"
+#include "policy/document.h"
+
+namespace mcpgate::tools {
+namespace {
+
+policy::access_config_source access_source(const gateway_settings& s) {
+  policy::access_config_source src;
+  src.config_file = s.config_file.empty() ? "command line" : s.config_file;
+  src.base_dir = s.base_dir.empty() ? std::filesystem::current_path() : std::filesystem::path(s.base_dir);
+  src.identities_json = s.identities_json;
+  src.grants_json = s.grants_json;
+  if (!s.policy.empty()) src.default_policy = s.policy;
+  auto style = policy::parse_deny_style(s.deny_as);
+  src.deny_as = style ? *style : policy::deny_style::result;
+  src.hide_denied_tools = s.hide_denied_tools;
+  return src;
+}
+
+// A config file has gateway keys at its top level; anything else is read as a policy.
+bool looks_like_config(const std::string& file) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.load(file).get(root) || !root.is_object()) return false;
+  simdjson::dom::object top = root.get_object().value_unsafe();
+  for (auto field : top) {
+    std::string_view k = field.key;
+    if (k == "listen" || k == "upstream" || k == "identities" || k == "grants" || k == "policy" ||
+        k == "shards" || k == "limits" || k == "audit" || k == "admin")
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::shared_ptr<const net::gate_config> load_gate(const gateway_settings& settings,
+                                                  policy::counter_store& counters) {
+  if (settings.policy.empty() && settings.identities_json.empty() && settings.grants_json.empty())
+    return std::make_shared<const net::gate_config>();
+  return std::make_shared<const net::policy_gate_config>(
+      policy::load_access_config(access_source(settings), counters));
+}
+
+std::string describe_gate(const net::gate_config& gate) {
+  auto* p = dynamic_cast<const net::policy_gate_config*>(&gate);
+  if (!p || p->access->allows_everything()) return "no policy: every call is allowed";
+  const policy::access_config& a = *p->access;
+  if (a.anonymous())
+    return "no identities: every caller is 'anonymous' in grant 'default' under its policy";
+  return std::to_string(a.identities().size()) + " identit" +
+         (a.identities().size() == 1 ? "y" : "ies") + " authenticate with bearer keys";
+}
+
+int check_files(const std::vector<std::string>& files) {
+  if (files.empty()) {
+    std::fprintf(stderr, "usage: mcpgate check POLICY_OR_CONFIG...\n");
+    return 2;
+  }
+  int status = 0;
+  for (const std::string& file : files) {
+    try {
+      if (looks_like_config(file)) {
+        gateway_settings s;
+        load_config_file(file, s);
+        resolve_wire(s);
+        policy::counter_store counters;
+        auto access = policy::load_access_config(access_source(s), counters);
+        std::printf("%s: valid gateway config\n", file.c_str());
+        for (const auto& id : access->identities())
+          std::printf("  identity %s -> grant %s\n", id->name.c_str(),
+                      id->grant ? id->grant->name.c_str() : "(none)");
+        // Describe every grant's policy once.
+        std::vector<const policy::grant_policy*> seen;
+        auto describe_grant = [&](const policy::grant_policy* g) {
+          if (!g) return;
+          for (auto* x : seen)
+            if (x == g) return;
+          seen.push_back(g);
+          std::printf("grant %s:\n", g->name.c_str());
+          if (g->mode == policy::grant_policy::kind::no_policy)
+            std::printf("  no policy: every tools/call is denied\n");
+          else if (g->mode == policy::grant_policy::kind::allow_all)
+            std::printf("  no policy anywhere: every call is allowed\n");
+          else if (g->doc)
+            std::printf("%s", policy::describe(*g->doc).c_str());
+        };
+        if (access->anonymous()) describe_grant(access->anonymous()->grant);
+        for (const auto& id : access->identities()) describe_grant(id->grant);
+      } else {
+        policy::document doc = policy::load_document(file);
+        std::printf("%s: valid policy\n%s", file.c_str(), policy::describe(doc).c_str());
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mcpgate check: %s\n", e.what());
+      status = 1;
+    }
+  }
+  return status;
+}
+
+}  // namespace mcpgate::tools

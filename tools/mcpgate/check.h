@@ -1,0 +1,27 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/gate.h"
+#include "policy/limits.h"
+#include "tools/mcpgate/config.h"
+
+namespace mcpgate::tools {
+
+// The gate configuration the settings ask for: the policy gate when a policy, identities or
+// grants are configured, otherwise allow-all. Throws with the file, key path and value of the
+// first error.
+std::shared_ptr<const net::gate_config> load_gate(const gateway_settings& settings,
+                                                  policy::counter_store& counters);
+
+// One line for the start-up banner: which identities and grants are in force, or that every
+// call is allowed.
+std::string describe_gate(const net::gate_config& gate);
+
+// `mcpgate check FILE...`: validates each file (a policy document, or a gateway config with
+// the policies it names) and prints per tool what applies. Returns 1 on any error.
+int check_files(const std::vector<std::string>& files);
+
+}  // namespace mcpgate::tools
