@@ -29,7 +29,7 @@ struct policy_gate_config final : gate_config {
 class policy_gate final : public gate {
  public:
   static constexpr int batch_refused_code = -32012;
-  static constexpr int unauthenticated_code = -32001;
+  static constexpr int unauthenticated_code = -32040;  // -32001 is the SDKs' "session not found"
 
   explicit policy_gate(std::shared_ptr<const policy::access_config> access);
 

@@ -57,8 +57,9 @@ std::string describe_gate(const net::gate_config& gate) {
   const policy::access_config& a = *p->access;
   if (a.anonymous())
     return "no identities: every caller is 'anonymous' in grant 'default' under its policy";
-  return std::to_string(a.identities().size()) + " identit" +
-         (a.identities().size() == 1 ? "y" : "ies") + " authenticate with bearer keys";
+  size_t n = a.identities().size();
+  return std::to_string(n) + (n == 1 ? " identity authenticates" : " identities authenticate") +
+         " with a bearer key";
 }
 
 int check_files(const std::vector<std::string>& files) {

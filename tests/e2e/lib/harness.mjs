@@ -245,15 +245,48 @@ export async function start_upstream({timeout_ms = 20_000} = {}) {
   }
 }
 
+// Starts lib/counting_server.mjs, an SDK server with the MCP Python Interpreter's tool names
+// that counts what reaches it, on a port of its own choosing on 127.0.0.1. Resolves once it
+// listens, with { url, port, process, stop, calls() }; calls() resolves with its GET /calls
+// answer: { requests, methods: { <method>: n }, tools: { <tool>: n } }.
+export async function start_counting_upstream({timeout_ms = 20_000} = {}) {
+  const entry = path.join(here, 'counting_server.mjs');
+  const child = start_process('counting-server', process.execPath, [entry, '0']);
+  try {
+    const [, port] = await child.wait_for_line(peer_listening, {timeout_ms});
+    const calls_url = `http://${loopback}:${port}/calls`;
+    return {
+      url: `http://${loopback}:${port}/mcp`,
+      port: Number(port),
+      process: child,
+      stop: (options) => child.stop(options),
+      calls: async () => {
+        const response = await fetch(calls_url, {signal: AbortSignal.timeout(10_000)});
+        if (!response.ok) throw new Error(`GET ${calls_url}: HTTP ${response.status}`);
+        return response.json();
+      },
+    };
+  } catch (error) {
+    await child.stop({signal: 'SIGKILL'});
+    throw error;
+  }
+}
+
 const gateway_listening = /^mcpgate: listening on 127\.0\.0\.1:(\d+)$/;
 
 // Starts the gateway (MCPGATE_BIN) on a port of its choosing in front of `upstream_url` and
 // resolves once it prints its listening line, with { url, port, process, stop,
 // listening_line_count() }. `url` is the gateway's MCP endpoint: the upstream URL's path on the
-// gateway's address.
-export async function start_gateway({upstream_url, shards, timeout_ms = 20_000} = {}) {
+// gateway's address. With `config` (a config file) the gateway reads it with --config, and
+// `upstream_url` may be left out when the file names the upstream; `endpoint_path` then gives
+// the path of `url` (default /mcp). The command-line --listen always wins over the file's.
+export async function start_gateway(
+    {upstream_url, shards, config, endpoint_path = '/mcp', timeout_ms = 20_000} = {}) {
   if (!gateway_bin) throw new Error('MCPGATE_BIN is not set');
-  const args = ['--listen', `${loopback}:0`, '--upstream', upstream_url];
+  const args = [];
+  if (config !== undefined) args.push('--config', config);
+  args.push('--listen', `${loopback}:0`);
+  if (upstream_url !== undefined) args.push('--upstream', upstream_url);
   if (shards !== undefined) args.push('--shards', String(shards));
   const child = start_process('mcpgate', gateway_bin, args);
   let listening_lines = 0;
@@ -263,7 +296,8 @@ export async function start_gateway({upstream_url, shards, timeout_ms = 20_000} 
   try {
     const [, port] = await child.wait_for_line(gateway_listening, {timeout_ms});
     return {
-      url: `http://${loopback}:${port}${new URL(upstream_url).pathname}`,
+      url: `http://${loopback}:${port}${
+          upstream_url !== undefined ? new URL(upstream_url).pathname : endpoint_path}`,
       port: Number(port),
       process: child,
       stop: (options) => child.stop(options),
