@@ -3,8 +3,8 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 #include <string_view>
+#include <utility>
 
 namespace mcpgate::core {
 

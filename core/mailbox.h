@@ -55,7 +55,8 @@ class mailbox {
  public:
   explicit mailbox(unsigned producers, size_t capacity = 1024)
       : efd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-    for (unsigned i = 0; i < producers; ++i) queues_.push_back(std::make_unique<spsc_queue>(capacity));
+    for (unsigned i = 0; i < producers; ++i)
+      queues_.push_back(std::make_unique<spsc_queue>(capacity));
   }
   ~mailbox() { close(efd_); }
   mailbox(const mailbox&) = delete;

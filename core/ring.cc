@@ -69,7 +69,9 @@ ring::ring(unsigned entries) {
   io_uring_register_ring_fd(&ring_);
 }
 
-ring::~ring() { io_uring_queue_exit(&ring_); }
+ring::~ring() {
+  io_uring_queue_exit(&ring_);
+}
 
 io_uring_sqe* ring::sqe() {
   io_uring_sqe* s = io_uring_get_sqe(&ring_);
@@ -80,7 +82,9 @@ io_uring_sqe* ring::sqe() {
   return s;
 }
 
-int ring::submit_and_wait(unsigned wait_nr) { return io_uring_submit_and_wait(&ring_, wait_nr); }
+int ring::submit_and_wait(unsigned wait_nr) {
+  return io_uring_submit_and_wait(&ring_, wait_nr);
+}
 
 std::string probe_io_uring() {
   io_uring r{};
@@ -97,11 +101,16 @@ std::string probe_io_uring() {
       int op;
       const char* name;
     };
-    const need needs[] = {{IORING_OP_ACCEPT, "ACCEPT"},   {IORING_OP_RECV, "RECV"},
-                          {IORING_OP_SEND, "SEND"},       {IORING_OP_SENDMSG, "SENDMSG"},
-                          {IORING_OP_CONNECT, "CONNECT"}, {IORING_OP_TIMEOUT, "TIMEOUT"},
-                          {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_READ, "READ"},
-                          {IORING_OP_WRITE, "WRITE"},     {IORING_OP_CLOSE, "CLOSE"},
+    const need needs[] = {{IORING_OP_ACCEPT, "ACCEPT"},
+                          {IORING_OP_RECV, "RECV"},
+                          {IORING_OP_SEND, "SEND"},
+                          {IORING_OP_SENDMSG, "SENDMSG"},
+                          {IORING_OP_CONNECT, "CONNECT"},
+                          {IORING_OP_TIMEOUT, "TIMEOUT"},
+                          {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+                          {IORING_OP_READ, "READ"},
+                          {IORING_OP_WRITE, "WRITE"},
+                          {IORING_OP_CLOSE, "CLOSE"},
                           {IORING_OP_SHUTDOWN, "SHUTDOWN"}};
     for (const need& n : needs) {
       if (!io_uring_opcode_supported(probe, n.op)) {
@@ -123,7 +132,8 @@ buffer_ring::buffer_ring(ring& r, uint16_t group, unsigned count, unsigned size)
   if (count == 0 || (count & (count - 1)) != 0 || count > 32768)
     throw std::invalid_argument("buffer_ring: count must be a power of two <= 32768");
   ring_bytes_ = count * sizeof(io_uring_buf);
-  void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* mem =
+      mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error("buffer_ring: mmap failed");
   br_ = static_cast<io_uring_buf_ring*>(mem);
   io_uring_buf_reg reg{};

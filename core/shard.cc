@@ -83,7 +83,9 @@ shard_group::shard_group(unsigned shards, unsigned ring_entries, int64_t tick_ns
   for (unsigned i = 0; i < shards; ++i) inboxes_.push_back(std::make_unique<mailbox>(shards + 1));
 }
 
-shard_group::~shard_group() { join(); }
+shard_group::~shard_group() {
+  join();
+}
 
 std::string shard_group::start(handler_factory make) {
   std::mutex mu;  // start-up only, never on the request path
@@ -124,7 +126,8 @@ std::string shard_group::start(handler_factory make) {
 
 void shard_group::broadcast(message m) {
   for (auto& inbox : inboxes_) {
-    while (!inbox->post(size(), m)) sched_yield();  // control messages are rare; a full queue drains fast
+    while (!inbox->post(size(), m))
+      sched_yield();  // control messages are rare; a full queue drains fast
   }
 }
 

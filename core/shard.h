@@ -39,8 +39,7 @@ class reactor {
   // Ops at or above this value are the reactor's own.
   static constexpr uint8_t core_op_base = 0xf0;
 
-  reactor(unsigned id, unsigned shards, mailbox& inbox, unsigned ring_entries,
-          int64_t tick_ns);
+  reactor(unsigned id, unsigned shards, mailbox& inbox, unsigned ring_entries, int64_t tick_ns);
   reactor(const reactor&) = delete;
   reactor& operator=(const reactor&) = delete;
 

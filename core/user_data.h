@@ -8,9 +8,9 @@ namespace mcpgate::core {
 // of the owner in its shard's table, and the slot's generation. A completion that arrives after
 // its slot was freed and reused carries an old generation and is recognised as stale.
 struct op_tag {
-  uint8_t op;        // what the submission was (owner-defined numbering)
-  uint32_t slot;     // index in the owner's table
-  uint32_t gen;      // 24 bits: generation of that slot
+  uint8_t op;     // what the submission was (owner-defined numbering)
+  uint32_t slot;  // index in the owner's table
+  uint32_t gen;   // 24 bits: generation of that slot
 };
 
 inline constexpr uint32_t gen_mask = 0xffffff;

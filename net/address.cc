@@ -19,8 +19,7 @@ endpoint resolve(const std::string& host, const std::string& port_text, const st
     throw std::invalid_argument(what + ": expected HOST:PORT with a numeric port, got '" +
                                 original + "'");
   unsigned long port = std::stoul(port_text);
-  if (port > 65535)
-    throw std::invalid_argument(what + ": port out of range in '" + original + "'");
+  if (port > 65535) throw std::invalid_argument(what + ": port out of range in '" + original + "'");
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -88,8 +87,10 @@ http_url parse_http_url(const std::string& text, const std::string& what) {
   http_url u;
   u.path = slash == std::string::npos ? "/" : rest.substr(slash);
   if (u.path.find_first_of("?# \t\r\n") != std::string::npos)
-    throw std::invalid_argument(what + ": the URL path may not carry a query, fragment or "
-                                "whitespace, got '" + text + "'");
+    throw std::invalid_argument(what +
+                                ": the URL path may not carry a query, fragment or "
+                                "whitespace, got '" +
+                                text + "'");
   if (authority.empty() || authority.find('@') != std::string::npos)
     throw std::invalid_argument(what + ": expected http://HOST[:PORT]/PATH, got '" + text + "'");
   bool has_port = authority.back() != ']' && authority.find(':') != std::string::npos;

@@ -61,8 +61,8 @@ class gate {
   // next request).
   virtual bool owns(const gate_ticket& ticket) const = 0;
   virtual bool admit(const request_view& request, gate_ticket& ticket, gate_reply& reply) = 0;
-  virtual bool decide(const request_view& request, const jsonrpc_result& body,
-                      gate_ticket& ticket, gate_reply& reply) = 0;
+  virtual bool decide(const request_view& request, const jsonrpc_result& body, gate_ticket& ticket,
+                      gate_reply& reply) = 0;
   // One complete JSON-RPC message from the response of an exchange with filter_response set;
   // on replaced, `out` holds the bytes to send instead.
   virtual filter_result filter_response(gate_ticket& ticket, std::string_view message,

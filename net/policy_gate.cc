@@ -146,9 +146,12 @@ filter_result policy_gate::filter_response(gate_ticket& ticket, std::string_view
   if (!t.who_ || !t.who_->grant) return filter_result::unchanged;
   switch (policy::filter_tools_list(message, *t.who_->grant, access_->hide_denied_tools(),
                                     list_scratch_, out)) {
-    case policy::filter_outcome::unchanged: return filter_result::unchanged;
-    case policy::filter_outcome::filtered: return filter_result::replaced;
-    case policy::filter_outcome::invalid: return filter_result::invalid;
+    case policy::filter_outcome::unchanged:
+      return filter_result::unchanged;
+    case policy::filter_outcome::filtered:
+      return filter_result::replaced;
+    case policy::filter_outcome::invalid:
+      return filter_result::invalid;
   }
   return filter_result::invalid;
 }

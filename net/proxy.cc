@@ -38,10 +38,14 @@ void set_nodelay(int fd) {
 
 std::string_view method_name(http_method m) {
   switch (m) {
-    case http_method::get: return "GET";
-    case http_method::post: return "POST";
-    case http_method::delete_: return "DELETE";
-    default: return "";
+    case http_method::get:
+      return "GET";
+    case http_method::post:
+      return "POST";
+    case http_method::delete_:
+      return "DELETE";
+    default:
+      return "";
   }
 }
 
@@ -79,7 +83,9 @@ bool accepts(std::string_view accept, std::string_view media) {
   return false;
 }
 
-void assign(std::string& to, std::string_view from) { to.assign(from.data(), from.size()); }
+void assign(std::string& to, std::string_view from) {
+  to.assign(from.data(), from.size());
+}
 
 }  // namespace
 
@@ -167,8 +173,7 @@ struct proxy_shard::upstream_conn {
 };
 
 proxy_shard::proxy_shard(std::shared_ptr<const proxy_config> config,
-                         std::shared_ptr<const gate_config> gate, int listen_fd,
-                         shard_stats& stats)
+                         std::shared_ptr<const gate_config> gate, int listen_fd, shard_stats& stats)
     : config_(std::move(config)),
       gate_config_(std::move(gate)),
       listen_fd_(listen_fd),
@@ -278,7 +283,8 @@ void proxy_shard::on_accept(const io_uring_cqe& cqe) {
           "Content-Length: 92\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
           "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32050,\"message\":\"gateway at "
           "connection limit\"}}";
-      [[maybe_unused]] ssize_t n = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      [[maybe_unused]] ssize_t n =
+          ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ::close(fd);
       stats_.connections_rejected.add();
     } else {
@@ -343,8 +349,7 @@ void proxy_shard::on_client_recv(client_conn& c, const io_uring_cqe& cqe) {
   }
   if (cqe.flags & IORING_CQE_F_BUFFER) {
     uint16_t bid = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-    if (cqe.res > 0 && c.st != client_conn::state::closing &&
-        c.st != client_conn::state::lingering)
+    if (cqe.res > 0 && c.st != client_conn::state::closing && c.st != client_conn::state::lingering)
       c.in.append(buffers_->buffer(bid), static_cast<size_t>(cqe.res));
     buffers_->give_back(bid);
     buffers_->publish();
@@ -498,7 +503,8 @@ void proxy_shard::process_client(client_conn& c) {
       request_head h = parse_request_head(c.in.view(), config_->http, c.head_resume);
       if (h.status() == parse_status::incomplete) {
         c.head_resume = h.resume_offset();
-        if (c.deadline_ns == 0 || c.deadline_ns > reactor_->now_ns() + config_->header_timeout_ms * ms)
+        if (c.deadline_ns == 0 ||
+            c.deadline_ns > reactor_->now_ns() + config_->header_timeout_ms * ms)
           c.deadline_ns = reactor_->now_ns() + config_->header_timeout_ms * ms;
         return;
       }
@@ -532,8 +538,9 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   bool has_body = c.framing != body_framing::none;
   if (path != config_->path) {
     c.in.consume(h.head_length());
-    reply_jsonrpc_error(c, 404, -32601, "not found: this gateway serves MCP only at its endpoint path",
-                        {}, has_body);
+    reply_jsonrpc_error(c, 404, -32601,
+                        "not found: this gateway serves MCP only at its endpoint path", {},
+                        has_body);
     return false;
   }
   if (c.method != http_method::get && c.method != http_method::post &&
@@ -578,9 +585,9 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   }
   // Fields the gateway or the upstream acts on must be unambiguous: with two of them, one
   // side could read the first and the other the last.
-  for (std::string_view name : {"authorization", "mcp-session-id", "mcp-protocol-version",
-                                "mcp-method", "mcp-name", "content-type", "origin",
-                                "last-event-id"}) {
+  for (std::string_view name :
+       {"authorization", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name",
+        "content-type", "origin", "last-event-id"}) {
     if (headers.count(name) > 1) {
       c.in.consume(h.head_length());
       c.keep_alive = false;
@@ -699,10 +706,11 @@ void proxy_shard::handle_request(client_conn& c) {
     // interpret. (Revisions are dates: they compare as strings.)
     if (r.batch && !c.protocol_version.empty() && c.protocol_version > "2025-03-26") {
       c.in.consume(consumed);
-      reply_jsonrpc_error(c, 400, -32600,
-                          "Invalid Request: JSON-RPC batches are not allowed in protocol revision " +
-                              c.protocol_version,
-                          {}, false);
+      reply_jsonrpc_error(
+          c, 400, -32600,
+          "Invalid Request: JSON-RPC batches are not allowed in protocol revision " +
+              c.protocol_version,
+          {}, false);
       return;
     }
     const jsonrpc_message& first = r.messages.front();
@@ -712,7 +720,9 @@ void proxy_shard::handle_request(client_conn& c) {
     if (c.has_mcp_method_header || c.has_mcp_name_header) {
       bool agree = !r.batch && (!c.has_mcp_method_header || c.mcp_method_header == first.method);
       if (agree && c.has_mcp_name_header) {
-        std::string_view name = first.name ? *first.name : first.uri ? *first.uri : std::string_view();
+        std::string_view name = first.name  ? *first.name
+                                : first.uri ? *first.uri
+                                            : std::string_view();
         agree = c.mcp_name_header == name;
       }
       if (!agree) {
@@ -947,8 +957,7 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
       u.in.consume(used);
   };
   while (!u.head_done) {
-    response_head rh =
-        parse_response_head(data.substr(used), config_->http, false, u.head_resume);
+    response_head rh = parse_response_head(data.substr(used), config_->http, false, u.head_resume);
     if (rh.status() == parse_status::incomplete) {
       u.head_resume = rh.resume_offset();
       keep_rest();
@@ -1195,8 +1204,7 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
   client_conn* c = client_at(u.client_slot, u.client_gen);
   u.client_slot = no_slot;
   bool nothing_received = !u.head_done && u.in.empty();
-  if (c && nothing_received && u.reused && !u.retried &&
-      (err == ECONNRESET || err == EPIPE)) {
+  if (c && nothing_received && u.reused && !u.retried && (err == ECONNRESET || err == EPIPE)) {
     // A pooled connection the upstream had closed while idle: the request never reached it.
     // Retry once on a fresh connection, as every keep-alive proxy must.
     std::string request;
@@ -1212,10 +1220,10 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
   c->up_slot = no_slot;
   if (before_response) {
     c->ticket->completed(0, false);
-    const char* what = err == ETIMEDOUT ? "upstream timed out"
+    const char* what = err == ETIMEDOUT      ? "upstream timed out"
                        : err == ECONNREFUSED ? "upstream unavailable: connection refused"
-                       : err == EPROTO ? "upstream sent a malformed response"
-                                        : "upstream closed the connection before responding";
+                       : err == EPROTO       ? "upstream sent a malformed response"
+                                             : "upstream closed the connection before responding";
     int http_status = err == ETIMEDOUT ? 504 : 502;
     int code = err == ETIMEDOUT ? -32031 : err == EPROTO ? -32033 : -32030;
     reply_gateway_error(*c, http_status, code, what);

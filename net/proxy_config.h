@@ -23,11 +23,11 @@ struct proxy_config {
 
   http_limits http;
   jsonrpc_limits jsonrpc{.max_body = 4 * 1024 * 1024};  // the same bound as http.max_body
-  uint32_t max_connections = 10000;  // per shard; beyond it: 503 and close, accept goes on
+  uint32_t max_connections = 10000;   // per shard; beyond it: 503 and close, accept goes on
   uint32_t max_idle_upstreams = 256;  // per shard, kept in the keep-alive pool
 
-  int64_t header_timeout_ms = 10'000;             // slowloris: a request head must arrive by then
-  int64_t idle_timeout_ms = 60'000;               // keep-alive client connection with no request
+  int64_t header_timeout_ms = 10'000;  // slowloris: a request head must arrive by then
+  int64_t idle_timeout_ms = 60'000;    // keep-alive client connection with no request
   int64_t upstream_connect_timeout_ms = 5'000;
   int64_t upstream_response_timeout_ms = 60'000;  // from request sent to response head
   int64_t sse_idle_timeout_ms = 0;                // 0: streams may stay quiet for ever

@@ -11,7 +11,8 @@ void append_status_line(std::string& out, int status);
 std::string_view reason_phrase(int status);
 // {"jsonrpc":"2.0","id":<id>,"error":{"code":<code>,"message":"<message>"}}; id is a raw JSON
 // token (empty means null); message is escaped.
-void append_jsonrpc_error(std::string& out, std::string_view id, int code, std::string_view message);
+void append_jsonrpc_error(std::string& out, std::string_view id, int code,
+                          std::string_view message);
 // Appends s as the contents of a JSON string (without quotes), escaping as RFC 8259 requires.
 void append_json_escaped(std::string& out, std::string_view s);
 

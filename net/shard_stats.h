@@ -10,8 +10,12 @@ namespace mcpgate::net {
 struct shard_stats {
   struct counter {
     std::atomic<uint64_t> v{0};
-    void add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-    void sub(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+    void add(uint64_t n = 1) {
+      v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+    void sub(uint64_t n = 1) {
+      v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    }
     uint64_t get() const { return v.load(std::memory_order_relaxed); }
   };
 

@@ -52,7 +52,8 @@ void send_all(int fd, std::string_view s) {
 bool read_until(int fd, std::string& buf, const std::function<bool(const std::string&)>& pred) {
   auto end = std::chrono::steady_clock::now() + deadline;
   while (!pred(buf)) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -174,7 +175,8 @@ class scripted_upstream {
   void serve(int c) {
     std::string buf;
     for (;;) {
-      if (!read_until(c, buf, [](const std::string& b) { return parse_message(b).complete; })) break;
+      if (!read_until(c, buf, [](const std::string& b) { return parse_message(b).complete; }))
+        break;
       message m = parse_message(buf);
       buf.erase(0, m.total);
       int index = requests_++;
@@ -201,22 +203,24 @@ class scripted_upstream {
 
 bool answer_json(int fd, const message& request, int) {
   // Echo the request body's id back in a JSON-RPC result.
-  std::string body = R"({"jsonrpc":"2.0","id":1,"result":{"echo":)" +
-                     std::to_string(request.body.size()) + "}}";
-  send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
-               "Keep-Alive: timeout=5\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string body =
+      R"({"jsonrpc":"2.0","id":1,"result":{"echo":)" + std::to_string(request.body.size()) + "}}";
+  send_all(fd,
+           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+           "Keep-Alive: timeout=5\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body);
   return true;
 }
 
 // The gateway in-process, with `shards` shards in front of 127.0.0.1:upstream_port.
 class gateway {
  public:
-  gateway(uint16_t upstream_port, unsigned shards = 1,
-          std::function<void(proxy_config&)> tune = {}) : group_(shards, 256, 5'000'000) {
+  gateway(uint16_t upstream_port, unsigned shards = 1, std::function<void(proxy_config&)> tune = {})
+      : group_(shards, 256, 5'000'000) {
     auto cfg = std::make_shared<proxy_config>();
     cfg->listen = parse_host_port("127.0.0.1:0", "listen");
-    cfg->upstream = parse_http_url("http://127.0.0.1:" + std::to_string(upstream_port) + "/mcp", "upstream");
+    cfg->upstream =
+        parse_http_url("http://127.0.0.1:" + std::to_string(upstream_port) + "/mcp", "upstream");
     cfg->path = "/mcp";
     cfg->recv_buffers = 64;
     cfg->drain_timeout_ms = 2000;
@@ -232,9 +236,8 @@ class gateway {
     }
     for (unsigned i = 0; i < shards; ++i) stats_.push_back(std::make_unique<shard_stats>());
     auto gate = std::make_shared<const gate_config>();
-    std::string error = group_.start([&](unsigned i) {
-      return std::make_unique<proxy_shard>(cfg, gate, fds[i], *stats_[i]);
-    });
+    std::string error = group_.start(
+        [&](unsigned i) { return std::make_unique<proxy_shard>(cfg, gate, fds[i], *stats_[i]); });
     EXPECT_EQ(error, "");
   }
   ~gateway() {
@@ -279,8 +282,9 @@ TEST(Proxy, ForwardsBodyBytesUnchangedAndRewritesHostAndHopByHopHeaders) {
   gateway gw(up.port());
   int fd = connect_to(gw.port());
   ASSERT_GE(fd, 0);
-  message m = round_trip(fd, post(call_body, "Connection: keep-alive, X-Private\r\nX-Private: 1\r\n"
-                                           "Mcp-Session-Id: abc\r\nKeep-Alive: timeout=9\r\n"));
+  message m = round_trip(fd, post(call_body,
+                                  "Connection: keep-alive, X-Private\r\nX-Private: 1\r\n"
+                                  "Mcp-Session-Id: abc\r\nKeep-Alive: timeout=9\r\n"));
   ASSERT_TRUE(m.complete);
   EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK");
   EXPECT_EQ(m.head.find("Keep-Alive"), std::string::npos) << m.head;
@@ -325,7 +329,8 @@ TEST(Proxy, AnswersPipelinedRequestsInOrder) {
   send_all(fd, all);
   std::string buf;
   for (int i = 1; i <= 3; ++i) {
-    ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+    ASSERT_TRUE(
+        read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
     message m = parse_message(buf);
     EXPECT_NE(m.body.find("\"id\":" + std::to_string(i)), std::string::npos) << m.body;
     buf.erase(0, m.total);
@@ -375,9 +380,11 @@ TEST(Proxy, UpstreamResetBeforeResponseGivesJsonRpcErrorThenRecovers) {
 
 TEST(Proxy, UpstreamResetMidStreamEndsTheClientStreamCleanly) {
   scripted_upstream up([](int fd, const message&, int) {
-    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                 "Transfer-Encoding: chunked\r\n\r\n");
-    std::string event = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+    send_all(fd,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n");
+    std::string event =
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
     char size[16];
     snprintf(size, sizeof size, "%zx\r\n", event.size());
     send_all(fd, size + event + "\r\n");
@@ -402,14 +409,17 @@ TEST(Proxy, UpstreamResetMidStreamEndsTheClientStreamCleanly) {
   int fd2 = connect_to(gw.port());
   send_all(fd2, post(call_body));
   std::string buf2;
-  ASSERT_TRUE(read_until(fd2, buf2, [](const std::string& b) { return parse_message(b).complete; }));
+  ASSERT_TRUE(
+      read_until(fd2, buf2, [](const std::string& b) { return parse_message(b).complete; }));
   close(fd2);
 }
 
 TEST(Proxy, RelaysEachSseEventBeforeTheStreamEnds) {
   std::atomic<bool> release{false};
   scripted_upstream up([&release](int fd, const message&, int) {
-    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+    send_all(
+        fd,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
     std::string event = "data: first\n\n";
     send_all(fd, "d\r\n" + event + "\r\n");
     auto end = std::chrono::steady_clock::now() + deadline;
@@ -422,7 +432,8 @@ TEST(Proxy, RelaysEachSseEventBeforeTheStreamEnds) {
   send_all(fd, post(call_body));
   std::string buf;
   // The first event arrives while the upstream still holds the stream open.
-  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return b.find("data: first") != std::string::npos; }));
+  ASSERT_TRUE(read_until(
+      fd, buf, [](const std::string& b) { return b.find("data: first") != std::string::npos; }));
   EXPECT_EQ(buf.find("data: second"), std::string::npos);
   release = true;
   ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
@@ -435,8 +446,10 @@ TEST(Proxy, RelaysAResponseThatArrivesOneByteAtATimeAfterAnInterim100) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     std::string body = R"({"jsonrpc":"2.0","id":41,"result":{}})";
-    std::string response = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    std::string response =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     for (char ch : response) send_all(fd, std::string_view(&ch, 1));
     return true;
   });
@@ -444,7 +457,8 @@ TEST(Proxy, RelaysAResponseThatArrivesOneByteAtATimeAfterAnInterim100) {
   int fd = connect_to(gw.port());
   message m = round_trip(fd, post(call_body));
   ASSERT_TRUE(m.complete);
-  EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK") << "the interim response is the gateway's to absorb";
+  EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK")
+      << "the interim response is the gateway's to absorb";
   EXPECT_EQ(m.body, R"({"jsonrpc":"2.0","id":41,"result":{}})");
   // The connection stays usable: the next exchange works on it.
   EXPECT_TRUE(round_trip(fd, post(call_body)).complete);
@@ -466,14 +480,17 @@ TEST(Proxy, RejectsContentLengthWithTransferEncodingAndCloses) {
   scripted_upstream up(answer_json);
   gateway gw(up.port());
   int fd = connect_to(gw.port());
-  send_all(fd, "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-               "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + post(call_body));
+  send_all(fd,
+           "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+               post(call_body));
   std::string buf;
   read_until(fd, buf, [](const std::string&) { return false; });  // until the gateway closes
   message m = parse_message(buf);
   EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 400");
   EXPECT_NE(m.head.find("Connection: close"), std::string::npos);
-  EXPECT_EQ(buf.find("HTTP/1.1", 1), std::string::npos) << "the smuggled request must not be answered";
+  EXPECT_EQ(buf.find("HTTP/1.1", 1), std::string::npos)
+      << "the smuggled request must not be answered";
   EXPECT_EQ(up.requests(), 0);
   close(fd);
 }
@@ -494,11 +511,13 @@ TEST(Proxy, DecodesAChunkedRequestBodyAndForwardsItWithContentLength) {
   gateway gw(up.port());
   int fd = connect_to(gw.port());
   std::string body(call_body);
-  std::string req = "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    "Accept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string req =
+      "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Accept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
   char size[16];
   snprintf(size, sizeof size, "%zx\r\n", body.size() - 10);
-  req += size + body.substr(0, body.size() - 10) + "\r\na\r\n" + body.substr(body.size() - 10) + "\r\n0\r\n\r\n";
+  req += size + body.substr(0, body.size() - 10) + "\r\na\r\n" + body.substr(body.size() - 10) +
+         "\r\n0\r\n\r\n";
   // One byte at a time: the parser must cope with every split.
   for (char ch : req) send_all(fd, std::string_view(&ch, 1));
   std::string buf;
@@ -506,7 +525,8 @@ TEST(Proxy, DecodesAChunkedRequestBodyAndForwardsItWithContentLength) {
   EXPECT_EQ(parse_message(buf).head.substr(0, 15), "HTTP/1.1 200 OK");
   ASSERT_EQ(up.received().size(), 1u);
   std::string seen = up.received()[0];
-  EXPECT_NE(seen.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
+  EXPECT_NE(seen.find("Content-Length: " + std::to_string(body.size()) + "\r\n"),
+            std::string::npos);
   EXPECT_EQ(seen.find("Transfer-Encoding"), std::string::npos);
   EXPECT_EQ(seen.substr(seen.size() - body.size()), body);
   close(fd);

@@ -1,10 +1,10 @@
 // The mcpgate binary as an operator meets it: start-up errors name the flag, key or cause.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -70,7 +70,8 @@ std::string write_temp(const std::string& name, const std::string& text) {
 }
 
 TEST(MCPGateCli, ExitsAtOnceWithOneLineWhenSeccompRefusesIoUring) {
-  run_result r = run_mcpgate({"--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9/mcp"}, true);
+  run_result r =
+      run_mcpgate({"--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9/mcp"}, true);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("seccomp"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("listening"), std::string::npos) << r.output;
@@ -85,7 +86,8 @@ TEST(MCPGateCli, NamesTheFlagAndValueOfAnUnsupportedUpstream) {
 }
 
 TEST(MCPGateCli, NamesTheFileAndKeyOfAnUnknownConfigKey) {
-  std::string file = write_temp("typo.json", R"({"listen":"127.0.0.1:0","upstraem":"http://127.0.0.1:9/mcp"})");
+  std::string file =
+      write_temp("typo.json", R"({"listen":"127.0.0.1:0","upstraem":"http://127.0.0.1:9/mcp"})");
   run_result r = run_mcpgate({"--config", file});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find(file + ": $.upstraem: unknown key"), std::string::npos) << r.output;
@@ -96,13 +98,15 @@ TEST(MCPGateCli, NamesTheKeyPathOfAWrongTypeInLimits) {
   run_result r = run_mcpgate({"--config", file});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("$.limits.max_body_bytes: expected a whole number, got a string"),
-            std::string::npos) << r.output;
+            std::string::npos)
+      << r.output;
 }
 
 TEST(MCPGateCli, HelpDocumentsEveryFlag) {
   run_result r = run_mcpgate({"--help"});
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* flag : {"--listen", "--upstream", "--shards", "--policy", "--audit", "--admin", "--config"})
+  for (const char* flag :
+       {"--listen", "--upstream", "--shards", "--policy", "--audit", "--admin", "--config"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
 }
 

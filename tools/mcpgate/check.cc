@@ -16,7 +16,8 @@ namespace {
 policy::access_config_source access_source(const gateway_settings& s) {
   policy::access_config_source src;
   src.config_file = s.config_file.empty() ? "command line" : s.config_file;
-  src.base_dir = s.base_dir.empty() ? std::filesystem::current_path() : std::filesystem::path(s.base_dir);
+  src.base_dir =
+      s.base_dir.empty() ? std::filesystem::current_path() : std::filesystem::path(s.base_dir);
   src.identities_json = s.identities_json;
   src.grants_json = s.grants_json;
   if (!s.policy.empty()) src.default_policy = s.policy;

@@ -13,14 +13,20 @@ using simdjson::dom::element_type;
 
 std::string type_name(element_type t) {
   switch (t) {
-    case element_type::ARRAY: return "an array";
-    case element_type::OBJECT: return "an object";
+    case element_type::ARRAY:
+      return "an array";
+    case element_type::OBJECT:
+      return "an object";
     case element_type::INT64:
     case element_type::UINT64:
-    case element_type::DOUBLE: return "a number";
-    case element_type::STRING: return "a string";
-    case element_type::BOOL: return "a boolean";
-    case element_type::NULL_VALUE: return "null";
+    case element_type::DOUBLE:
+      return "a number";
+    case element_type::STRING:
+      return "a string";
+    case element_type::BOOL:
+      return "a boolean";
+    case element_type::NULL_VALUE:
+      return "null";
   }
   return "something else";
 }
@@ -55,24 +61,37 @@ void load_limits(const reader& r, element e, net::proxy_config& w) {
   for (auto [key_view, value] : limits) {
     std::string key(key_view);
     std::string path = "$.limits." + key;
-    if (key == "max_head_bytes") w.http.max_head = r.get_positive(value, path);
-    else if (key == "max_headers") w.http.max_headers = r.get_positive(value, path);
+    if (key == "max_head_bytes")
+      w.http.max_head = r.get_positive(value, path);
+    else if (key == "max_headers")
+      w.http.max_headers = r.get_positive(value, path);
     else if (key == "max_body_bytes") {
       w.http.max_body = r.get_positive(value, path);
       w.jsonrpc.max_body = w.http.max_body;
-    } else if (key == "max_depth") w.jsonrpc.max_depth = r.get_positive(value, path);
-    else if (key == "max_batch") w.jsonrpc.max_batch = r.get_positive(value, path);
-    else if (key == "max_connections_per_shard") w.max_connections = r.get_positive(value, path);
-    else if (key == "header_timeout_ms") w.header_timeout_ms = r.get_positive(value, path);
-    else if (key == "idle_timeout_ms") w.idle_timeout_ms = r.get_positive(value, path);
-    else if (key == "upstream_connect_timeout_ms") w.upstream_connect_timeout_ms = r.get_positive(value, path);
-    else if (key == "upstream_response_timeout_ms") w.upstream_response_timeout_ms = r.get_positive(value, path);
-    else if (key == "sse_idle_timeout_ms") w.sse_idle_timeout_ms = r.get_positive(value, path, true);
-    else if (key == "drain_timeout_ms") w.drain_timeout_ms = r.get_positive(value, path, true);
-    else r.fail(path, "unknown key (known: max_head_bytes, max_headers, max_body_bytes, max_depth, "
-                      "max_batch, max_connections_per_shard, header_timeout_ms, idle_timeout_ms, "
-                      "upstream_connect_timeout_ms, upstream_response_timeout_ms, "
-                      "sse_idle_timeout_ms, drain_timeout_ms)");
+    } else if (key == "max_depth")
+      w.jsonrpc.max_depth = r.get_positive(value, path);
+    else if (key == "max_batch")
+      w.jsonrpc.max_batch = r.get_positive(value, path);
+    else if (key == "max_connections_per_shard")
+      w.max_connections = r.get_positive(value, path);
+    else if (key == "header_timeout_ms")
+      w.header_timeout_ms = r.get_positive(value, path);
+    else if (key == "idle_timeout_ms")
+      w.idle_timeout_ms = r.get_positive(value, path);
+    else if (key == "upstream_connect_timeout_ms")
+      w.upstream_connect_timeout_ms = r.get_positive(value, path);
+    else if (key == "upstream_response_timeout_ms")
+      w.upstream_response_timeout_ms = r.get_positive(value, path);
+    else if (key == "sse_idle_timeout_ms")
+      w.sse_idle_timeout_ms = r.get_positive(value, path, true);
+    else if (key == "drain_timeout_ms")
+      w.drain_timeout_ms = r.get_positive(value, path, true);
+    else
+      r.fail(path,
+             "unknown key (known: max_head_bytes, max_headers, max_body_bytes, max_depth, "
+             "max_batch, max_connections_per_shard, header_timeout_ms, idle_timeout_ms, "
+             "upstream_connect_timeout_ms, upstream_response_timeout_ms, "
+             "sse_idle_timeout_ms, drain_timeout_ms)");
   }
 }
 
@@ -94,20 +113,29 @@ void load_config_file(const std::string& file, gateway_settings& s) {
   for (auto [key_view, value] : top) {
     std::string key(key_view);
     std::string path = "$." + key;
-    if (key == "listen") s.listen = r.get_string(value, path);
-    else if (key == "upstream") s.upstream = r.get_string(value, path);
-    else if (key == "shards") s.shards = static_cast<unsigned>(r.get_positive(value, path));
-    else if (key == "path") s.path = r.get_string(value, path);
-    else if (key == "policy") s.policy = r.get_string(value, path);
-    else if (key == "audit") s.audit = r.get_string(value, path);
-    else if (key == "admin") s.admin = r.get_string(value, path);
+    if (key == "listen")
+      s.listen = r.get_string(value, path);
+    else if (key == "upstream")
+      s.upstream = r.get_string(value, path);
+    else if (key == "shards")
+      s.shards = static_cast<unsigned>(r.get_positive(value, path));
+    else if (key == "path")
+      s.path = r.get_string(value, path);
+    else if (key == "policy")
+      s.policy = r.get_string(value, path);
+    else if (key == "audit")
+      s.audit = r.get_string(value, path);
+    else if (key == "admin")
+      s.admin = r.get_string(value, path);
     else if (key == "deny_as") {
       s.deny_as = r.get_string(value, path);
       if (s.deny_as != "result" && s.deny_as != "error")
         r.fail(path, "expected \"result\" or \"error\", got \"" + s.deny_as + "\"");
-    } else if (key == "hide_denied_tools") s.hide_denied_tools = r.get_bool(value, path);
+    } else if (key == "hide_denied_tools")
+      s.hide_denied_tools = r.get_bool(value, path);
     else if (key == "allowed_origins") {
-      if (!value.is_array()) r.fail(path, "expected an array of strings, got " + type_name(value.type()));
+      if (!value.is_array())
+        r.fail(path, "expected an array of strings, got " + type_name(value.type()));
       size_t i = 0;
       simdjson::dom::array origins = value.get_array().value_unsafe();
       for (element o : origins)
@@ -118,9 +146,12 @@ void load_config_file(const std::string& file, gateway_settings& s) {
     } else if (key == "grants") {
       if (!value.is_object()) r.fail(path, "expected an object, got " + type_name(value.type()));
       s.grants_json = simdjson::minify(value);
-    } else if (key == "limits") load_limits(r, value, s.wire);
-    else r.fail(path, "unknown key (known: listen, upstream, shards, path, policy, audit, admin, "
-                      "deny_as, hide_denied_tools, allowed_origins, identities, grants, limits)");
+    } else if (key == "limits")
+      load_limits(r, value, s.wire);
+    else
+      r.fail(path,
+             "unknown key (known: listen, upstream, shards, path, policy, audit, admin, "
+             "deny_as, hide_denied_tools, allowed_origins, identities, grants, limits)");
   }
 }
 

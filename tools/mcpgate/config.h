@@ -24,8 +24,8 @@ struct gateway_settings {
   std::string policy;
   std::string audit;
   std::string admin;
-  std::string config_file;  // where the settings came from, for messages
-  std::string base_dir;     // policy paths resolve relative to the config file
+  std::string config_file;      // where the settings came from, for messages
+  std::string base_dir;         // policy paths resolve relative to the config file
   std::string identities_json;  // raw JSON of the config's "identities", for the policy loader
   std::string grants_json;      // raw JSON of the config's "grants"
   std::string deny_as = "result";

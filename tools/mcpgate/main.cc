@@ -9,8 +9,8 @@
 
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <cxxopts.hpp>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -43,25 +43,26 @@ cxxopts::Options make_options() {
                      "rules before it reaches the server.\n\n"
                      "Run with no flags to serve the embedded default: listen on 127.0.0.1:8080 "
                      "and forward to http://127.0.0.1:3001/mcp.\n");
-  o.custom_help("[--config FILE] [--listen HOST:PORT] [--upstream URL] [options]\n"
-                "  mcpgate check POLICY_OR_CONFIG...   validate files and print what applies");
-  o.add_options()
-      ("listen", "Address clients connect to, HOST:PORT (port 0 picks a free port)",
-       cxxopts::value<std::string>())
-      ("upstream", "The MCP server's Streamable HTTP endpoint, http://HOST[:PORT]/PATH",
-       cxxopts::value<std::string>())
-      ("shards", "Shards (threads, each with its own io_uring and listener); default: one per "
-                 "online CPU", cxxopts::value<unsigned>())
-      ("path", "Endpoint path clients use (default: the upstream URL's path)",
-       cxxopts::value<std::string>())
-      ("policy", "Policy document (JSON) for the default grant", cxxopts::value<std::string>())
-      ("audit", "Audit log file ('-' for stdout)", cxxopts::value<std::string>())
-      ("admin", "Admin listener HOST:PORT (/metrics, /healthz, /readyz)",
-       cxxopts::value<std::string>())
-      ("config", "JSON config file; unknown keys are errors; flags override it",
-       cxxopts::value<std::string>())
-      ("version", "Print the version and exit")
-      ("h,help", "Print this help and exit");
+  o.custom_help(
+      "[--config FILE] [--listen HOST:PORT] [--upstream URL] [options]\n"
+      "  mcpgate check POLICY_OR_CONFIG...   validate files and print what applies");
+  o.add_options()("listen", "Address clients connect to, HOST:PORT (port 0 picks a free port)",
+                  cxxopts::value<std::string>())(
+      "upstream", "The MCP server's Streamable HTTP endpoint, http://HOST[:PORT]/PATH",
+      cxxopts::value<std::string>())(
+      "shards",
+      "Shards (threads, each with its own io_uring and listener); default: one per "
+      "online CPU",
+      cxxopts::value<unsigned>())("path",
+                                  "Endpoint path clients use (default: the upstream URL's path)",
+                                  cxxopts::value<std::string>())(
+      "policy", "Policy document (JSON) for the default grant", cxxopts::value<std::string>())(
+      "audit", "Audit log file ('-' for stdout)", cxxopts::value<std::string>())(
+      "admin", "Admin listener HOST:PORT (/metrics, /healthz, /readyz)",
+      cxxopts::value<std::string>())("config",
+                                     "JSON config file; unknown keys are errors; flags override it",
+                                     cxxopts::value<std::string>())(
+      "version", "Print the version and exit")("h,help", "Print this help and exit");
   return o;
 }
 
@@ -174,9 +175,11 @@ int run(const tools::gateway_settings& settings) {
           m.ptr = new std::shared_ptr<const net::gate_config>(next);
           while (!group.inbox(i).post(shards, m)) sched_yield();
         }
-        std::fprintf(stderr, "mcpgate: SIGHUP: reloaded, %s\n", tools::describe_gate(*next).c_str());
+        std::fprintf(stderr, "mcpgate: SIGHUP: reloaded, %s\n",
+                     tools::describe_gate(*next).c_str());
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "mcpgate: SIGHUP: reload rejected, the previous policy stays in force: %s\n",
+        std::fprintf(stderr,
+                     "mcpgate: SIGHUP: reload rejected, the previous policy stays in force: %s\n",
                      e.what());
       }
       continue;
@@ -221,7 +224,8 @@ int main(int argc, char** argv) {
         return fail("--shards: expected 1 to 256, got " + std::to_string(*cl.shards));
     }
     if (args.count("path")) cl.path = args["path"].as<std::string>();
-    if (args.count("policy")) cl.policy = std::filesystem::absolute(args["policy"].as<std::string>()).string();
+    if (args.count("policy"))
+      cl.policy = std::filesystem::absolute(args["policy"].as<std::string>()).string();
     if (args.count("audit")) cl.audit = args["audit"].as<std::string>();
     if (args.count("admin")) cl.admin = args["admin"].as<std::string>();
     if (args.count("config")) tools::load_config_file(args["config"].as<std::string>(), settings);
