@@ -25,6 +25,7 @@
 #include "policy/access_config.h"
 #include "policy/document.h"
 #include "policy/limits.h"
+#include "tools/mcpgate/catalogue.h"
 #include "tools/mcpgate/check.h"
 #include "tools/mcpgate/config.h"
 
@@ -201,6 +202,8 @@ int run(const tools::gateway_settings& settings) {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "check")
     return tools::check_files(std::vector<std::string>(argv + 2, argv + argc));
+  if (argc >= 2 && std::string_view(argv[1]) == "catalogue")
+    return tools::catalogue_main(std::vector<std::string>(argv + 2, argv + argc));
   cxxopts::Options options = make_options();
   tools::gateway_settings settings;
   try {
