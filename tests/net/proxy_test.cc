@@ -3,6 +3,10 @@
 
 #include "net/proxy.h"
 
+#include "net/policy_gate.h"
+#include "policy/access_config.h"
+#include "policy/document.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -215,7 +219,8 @@ bool answer_json(int fd, const message& request, int) {
 // The gateway in-process, with `shards` shards in front of 127.0.0.1:upstream_port.
 class gateway {
  public:
-  gateway(uint16_t upstream_port, unsigned shards = 1, std::function<void(proxy_config&)> tune = {})
+  gateway(uint16_t upstream_port, unsigned shards = 1, std::function<void(proxy_config&)> tune = {},
+          std::shared_ptr<const gate_config> gate = std::make_shared<const gate_config>())
       : group_(shards, 256, 5'000'000) {
     auto cfg = std::make_shared<proxy_config>();
     cfg->listen = parse_host_port("127.0.0.1:0", "listen");
@@ -235,7 +240,6 @@ class gateway {
       fds.push_back(fd);
     }
     for (unsigned i = 0; i < shards; ++i) stats_.push_back(std::make_unique<shard_stats>());
-    auto gate = std::make_shared<const gate_config>();
     std::string error = group_.start(
         [&](unsigned i) { return std::make_unique<proxy_shard>(cfg, gate, fds[i], *stats_[i]); });
     EXPECT_EQ(error, "");
@@ -603,6 +607,36 @@ TEST(Proxy, DrainFinishesTheExchangeInFlightThenStopsAccepting) {
   EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK");
   EXPECT_NE(m.head.find("Connection: close"), std::string::npos);
   gw.join();
+  close(fd);
+}
+
+TEST(Proxy, GivesTheCountBackWhenTheUpstreamAnswers5xx) {
+  // One write per hour. The first attempt meets a failing upstream (503): the upstream never
+  // handled it, so the count goes back and the retry is admitted; the third call is over.
+  scripted_upstream up([](int fd, const message& req, int index) {
+    if (index == 0) {
+      send_all(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+      return true;
+    }
+    return answer_json(fd, req, index);
+  });
+  policy::counter_store counters;
+  auto doc = std::make_shared<const policy::document>(policy::parse_document(
+      R"({"write_file":{"limits":[{"counter":"w","window":"hour","max":1,"scope":"grant"}]}})",
+      "test.json"));
+  auto gate = std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+  gateway gw(up.port(), 1, {}, gate);
+  int fd = connect_to(gw.port());
+  std::string call = post(
+      R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"write_file","arguments":{}}})");
+  EXPECT_EQ(round_trip(fd, call).head.substr(0, 12), "HTTP/1.1 503");
+  message second = round_trip(fd, call);
+  EXPECT_EQ(second.head.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_EQ(second.body.find("POLICY DENIED"), std::string::npos) << second.body;
+  message third = round_trip(fd, call);
+  EXPECT_NE(third.body.find("[POLICY DENIED]"), std::string::npos) << third.body;
+  EXPECT_NE(third.body.find("rate_limited"), std::string::npos) << third.body;
+  EXPECT_EQ(up.requests(), 2);
   close(fd);
 }
 
