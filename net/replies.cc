@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "policy/json_writer.h"
+
 namespace mcpgate::net {
 
 std::string_view reason_phrase(int status) {
@@ -65,38 +67,6 @@ void append_status_line(std::string& out, int status) {
   out += "\r\n";
 }
 
-void append_json_escaped(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  for (char ch : s) {
-    unsigned char u = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += hex[u >> 4];
-          out += hex[u & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-}
-
 void append_jsonrpc_error(std::string& out, std::string_view id, int code,
                           std::string_view message) {
   out += R"({"jsonrpc":"2.0","id":)";
@@ -105,9 +75,9 @@ void append_jsonrpc_error(std::string& out, std::string_view id, int code,
   char digits[16];
   auto r = std::to_chars(digits, digits + sizeof digits, code);
   out.append(digits, r.ptr);
-  out += R"(,"message":")";
-  append_json_escaped(out, message);
-  out += "\"}}";
+  out += R"(,"message":)";
+  policy::append_json_string(out, message);
+  out += "}}";
 }
 
 }  // namespace mcpgate::net

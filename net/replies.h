@@ -13,7 +13,5 @@ std::string_view reason_phrase(int status);
 // token (empty means null); message is escaped.
 void append_jsonrpc_error(std::string& out, std::string_view id, int code,
                           std::string_view message);
-// Appends s as the contents of a JSON string (without quotes), escaping as RFC 8259 requires.
-void append_json_escaped(std::string& out, std::string_view s);
 
 }  // namespace mcpgate::net
