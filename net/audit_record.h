@@ -1,0 +1,84 @@
+#pragma once
+
+// One audit line per JSON-RPC message that crosses the gateway or is answered by it. The line
+// is built on the shard's request path and handed to its core::log_writer.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mcpgate::net {
+
+// What happened to a call. The audit log and the metrics use the same names.
+enum class call_decision : uint8_t {
+  allowed,
+  denied,
+  rate_limited,
+  unauthenticated,
+  invalid,
+  upstream_error,
+};
+inline constexpr size_t call_decision_count = 6;
+
+// "allowed", "denied", ... as written in the audit log and the metrics labels.
+std::string_view call_decision_name(call_decision d);
+
+// How much of a tools/call's arguments the audit log keeps (`audit.arguments`).
+enum class arguments_mode : uint8_t {
+  none,  // "args":null
+  keys,  // "args":{"keys":["path","mode"]}: top-level names only, unescaped
+  hash,  // "args":{"keys":[...],"sha256":"<64 hex>"} of the raw argument bytes (the default)
+  full,  // "args":<the arguments object as sent>
+};
+
+// The exact bytes of params.arguments as the client sent them. `size` bytes of JSON (an object,
+// already validated by the extractor) followed by at least 64 readable bytes (simdjson padding),
+// which is what core::byte_buffer and the extractor guarantee.
+struct raw_arguments {
+  const char* data = nullptr;
+  size_t size = 0;
+  std::string_view bytes() const { return {data, size}; }
+};
+
+// Every key of an audit line. Views must stay valid until append_audit_line() returns. An
+// absent optional is written as null; strings are escaped (invalid UTF-8 becomes U+FFFD).
+struct audit_record {
+  int64_t realtime_ns = 0;  // CLOCK_REALTIME when the message arrived; "ts", RFC 3339 UTC, µs
+  uint32_t shard = 0;
+  uint64_t conn = 0;  // connection number, unique per shard
+  uint64_t req = 0;   // request number on the shard
+  std::optional<std::string_view> identity;
+  std::optional<std::string_view> grant;
+  std::optional<std::string_view> session;  // Mcp-Session-Id
+  std::optional<std::string_view> method;   // absent for responses
+  // The JSON-RPC id as a raw JSON token exactly as sent (7, "abc" with its quotes, null),
+  // inserted verbatim: it was validated by the extractor. Absent for notifications.
+  std::optional<std::string_view> id;
+  std::optional<std::string_view> tool;  // tools/call's params.name, unescaped
+  call_decision decision = call_decision::allowed;
+  std::optional<std::string_view> rule;  // the rule or counter that decided
+  // Forwarded calls only: upstream_status and upstream_us appear in the line only when set.
+  bool forwarded = false;
+  int upstream_status = 0;
+  int64_t upstream_us = 0;
+  int64_t gateway_us = 0;  // time the gateway added
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  std::optional<raw_arguments> arguments;  // absent: "args":null whatever the mode
+};
+
+// Appends one JSON object and '\n' to `out`. Allocation-free once `out` has capacity (keys mode
+// and hash mode parse the arguments with a per-thread simdjson parser allocated on first use).
+// If arguments that should be valid JSON do not parse, the keys are written as null, never a
+// broken line.
+void append_audit_line(std::string& out, const audit_record& record, arguments_mode mode);
+
+// RFC 3339 in UTC with microseconds: "2026-11-25T16:02:43.123456Z".
+void append_rfc3339_micros(std::string& out, int64_t realtime_ns);
+
+// Appends s as the contents of a JSON string (no quotes): RFC 8259 escapes, control bytes as
+// \u00XX, and each invalid UTF-8 byte as \ufffd, so any input yields valid JSON.
+void append_json_string_contents(std::string& out, std::string_view s);
+
+}  // namespace mcpgate::net
