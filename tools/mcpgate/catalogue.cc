@@ -1,12 +1,154 @@
 #include "tools/mcpgate/catalogue.h"
 
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cxxopts.hpp>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+
+#include "tools/mcpgate/classify.h"
+#include "tools/mcpgate/mcp_client.h"
 
 namespace mcpgate::tools {
+namespace {
 
-int catalogue_main(const std::vector<std::string>&) {
-  std::fprintf(stderr, "mcpgate catalogue: not implemented yet\n");
-  return 2;
+int fail(const std::string& why) {
+  std::string line = why;
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  std::fprintf(stderr, "mcpgate catalogue: %s\n", line.c_str());
+  return 1;
+}
+
+cxxopts::Options make_options() {
+  cxxopts::Options o("mcpgate catalogue",
+                     "Connects to an MCP server as a client, classifies each of its tools as "
+                     "Read, Write, Execute, Destructive or Financial, and prints the summary, "
+                     "JSON, or writes a starter policy.\n");
+  o.custom_help("--upstream URL [options]\n  mcpgate catalogue [options] -- COMMAND ARGS...");
+  o.add_options()("upstream", "The server's Streamable HTTP endpoint, http://HOST[:PORT]/PATH",
+                  cxxopts::value<std::string>())("json", "Print JSON instead of the summary")(
+      "policy", "Write a starter policy to FILE", cxxopts::value<std::string>())(
+      "write-per-hour", "Limit for each Write and Execute tool, per grant per hour",
+      cxxopts::value<std::int64_t>()->default_value("30"))(
+      "read-per-minute", "Cap for each Read tool, per grant per minute",
+      cxxopts::value<std::int64_t>()->default_value("60"))(
+      "timeout-ms", "Give up when the server has not answered everything by then",
+      cxxopts::value<std::int64_t>()->default_value("15000"))("h,help", "Print this help");
+  return o;
+}
+
+// Writes through a temporary file and a rename, so an existing policy is never left half
+// written.
+std::optional<std::string> write_file_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return "--policy: cannot write " + tmp;
+    out << text;
+    out.flush();
+    if (!out) return "--policy: cannot write " + tmp;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    return "--policy: cannot write " + path;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int catalogue_main(const std::vector<std::string>& args) {
+  // Everything after "--" is the server's command line, untouched by option parsing.
+  auto dash = std::find(args.begin(), args.end(), "--");
+  std::vector<std::string> command(dash == args.end() ? dash : dash + 1, args.end());
+  std::vector<std::string> own(args.begin(), dash);
+
+  cxxopts::Options options = make_options();
+  std::string upstream, policy_file;
+  bool json = false;
+  starter_limits limits;
+  std::int64_t timeout_ms = 15000;
+  try {
+    std::vector<char*> argv;
+    std::string program = "mcpgate catalogue";
+    argv.push_back(program.data());
+    for (std::string& a : own) argv.push_back(a.data());
+    cxxopts::ParseResult parsed = options.parse(static_cast<int>(argv.size()), argv.data());
+    if (parsed.count("help")) {
+      std::printf("%s\n", options.help().c_str());
+      return 0;
+    }
+    if (!parsed.unmatched().empty())
+      return fail("unexpected argument '" + parsed.unmatched().front() +
+                  "' (a stdio server's command goes after --)");
+    if (parsed.count("upstream")) upstream = parsed["upstream"].as<std::string>();
+    if (parsed.count("policy")) policy_file = parsed["policy"].as<std::string>();
+    json = parsed.count("json") > 0;
+    limits.write_per_hour = parsed["write-per-hour"].as<std::int64_t>();
+    limits.read_per_minute = parsed["read-per-minute"].as<std::int64_t>();
+    timeout_ms = parsed["timeout-ms"].as<std::int64_t>();
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  // The policy loader accepts max from 1 to 1,000,000; refuse here what it would refuse later.
+  for (auto [flag, value] : {std::pair{"--write-per-hour", limits.write_per_hour},
+                             std::pair{"--read-per-minute", limits.read_per_minute}})
+    if (value < 1 || value > 1'000'000)
+      return fail(std::string(flag) + ": expected 1 to 1000000, got " + std::to_string(value));
+  if (timeout_ms < 1 || timeout_ms > 3'600'000)
+    return fail("--timeout-ms: expected 1 to 3600000, got " + std::to_string(timeout_ms));
+  if (upstream.empty() == command.empty())
+    return fail(upstream.empty()
+                    ? "name the server: --upstream URL, or -- COMMAND ARGS... for a stdio server"
+                    : "give either --upstream or a stdio command after --, not both");
+
+  // A server that exits while we write to it must be an error message, not a silent death.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  server_catalogue catalogue;
+  try {
+    mcp_client client(upstream.empty() ? start_stdio(command, deadline, timeout_ms)
+                                       : connect_http(upstream, deadline, timeout_ms));
+    mcp_server_info info = client.initialize();
+    std::vector<tool_info> tools;
+    std::set<std::string, std::less<>> names;
+    if (info.has_tools) {
+      for (const std::string& raw : client.list_tools()) {
+        std::optional<tool_info> t = parse_tool(raw);
+        if (!t)
+          return fail(client.transport().describe() +
+                      ": tools/list holds an entry without a name: " + raw.substr(0, 80));
+        // A policy keys rules by name; two tools of one name could not be told apart.
+        if (!names.insert(t->name).second)
+          return fail(client.transport().describe() + ": tools/list names the tool '" + t->name +
+                      "' twice");
+        tools.push_back(std::move(*t));
+      }
+    }
+    catalogue = make_catalogue(info.name, info.version, info.protocol_version,
+                               client.transport().describe(), std::move(tools));
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+
+  if (!policy_file.empty())
+    if (auto error = write_file_atomically(policy_file, format_policy(catalogue, limits)))
+      return fail(*error);
+
+  std::string out = json ? format_json(catalogue, limits) : format_summary(catalogue, limits);
+  if (!json && !policy_file.empty())
+    out += "\nStarter policy written to " + policy_file + "; check it with: mcpgate check " +
+           policy_file + "\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
 }  // namespace mcpgate::tools

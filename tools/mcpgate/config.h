@@ -29,7 +29,7 @@ struct gateway_settings {
   std::string identities_json;  // raw JSON of the config's "identities", for the policy loader
   std::string grants_json;      // raw JSON of the config's "grants"
   std::string deny_as = "result";
-  bool hide_denied_tools = false;
+  bool hide_denied_tools = true;
   net::proxy_config wire;
   command_line_overrides command_line;
 };

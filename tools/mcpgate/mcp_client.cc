@@ -1,0 +1,750 @@
+#include "tools/mcpgate/mcp_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "core/build_info.h"
+#include "net/address.h"
+#include "net/http_parser.h"
+#include "net/sse_parser.h"
+#include "policy/json_writer.h"
+
+extern char** environ;
+
+namespace mcpgate::tools {
+namespace {
+
+// Bounds on what a misbehaving server can make us hold.
+constexpr std::size_t kMaxMessageBytes = 64 * 1024 * 1024;
+constexpr std::size_t kStderrTailBytes = 4096;
+constexpr int kMaxToolPages = 1000;
+
+// Protocol revision offered; servers answer with one they support, which we then use.
+constexpr std::string_view kProtocolVersion = "2025-06-18";
+
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
+
+// Shortens untrusted text for a one-line message: control characters become spaces.
+std::string excerpt(std::string_view text, std::size_t max = 80) {
+  std::string out;
+  for (char c : text.substr(0, max)) out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+class fd_guard {
+ public:
+  explicit fd_guard(int fd = -1) : fd_(fd) {}
+  fd_guard(const fd_guard&) = delete;
+  fd_guard& operator=(const fd_guard&) = delete;
+  ~fd_guard() { reset(); }
+  int get() const { return fd_; }
+  // Gives up ownership.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// Milliseconds left until `deadline`, for poll(); 0 once it has passed.
+int ms_left(mcp_deadline deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1'000'000));
+}
+
+// What one message received while awaiting a response is.
+enum class message_kind { awaited_response, other_response, notification, server_request, garbage };
+
+struct received {
+  message_kind kind = message_kind::garbage;
+  std::string server_request_id;  // raw JSON of a server request's id, to answer it
+};
+
+// Sorts a message; `id` is the request we wait for. A batch (array) is garbage here: this
+// client never sends one, so no server may answer with one.
+received sort_message(std::string_view text, std::int64_t id) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  if (parser.parse(text).get_object().get(obj)) return {};
+  std::string_view jsonrpc;
+  if (obj["jsonrpc"].get_string().get(jsonrpc) || jsonrpc != "2.0") return {};
+  simdjson::dom::element id_value;
+  bool has_id = !obj["id"].get(id_value);
+  if (obj["method"].error() == simdjson::SUCCESS) {
+    if (!has_id) return {message_kind::notification, {}};
+    return {message_kind::server_request, simdjson::minify(id_value)};
+  }
+  if (!has_id || (obj["result"].error() && obj["error"].error())) return {};
+  std::int64_t got = 0;
+  if (!id_value.get_int64().get(got) && got == id) return {message_kind::awaited_response, {}};
+  return {message_kind::other_response, {}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamable HTTP
+
+class http_transport final : public mcp_transport {
+ public:
+  http_transport(const std::string& url, mcp_deadline deadline, std::int64_t timeout_ms)
+      : url_text_(url), deadline_(deadline), timeout_ms_(timeout_ms) {
+    try {
+      url_ = net::parse_http_url(url, "--upstream");
+    } catch (const std::exception& e) {
+      throw mcp_client_error(e.what());
+    }
+  }
+
+  std::string request(const std::string& message, std::int64_t id,
+                      std::string_view method) override {
+    return post(message, id, method).value_or(std::string());
+  }
+
+  void notify(const std::string& message) override { post(message, std::nullopt, "notification"); }
+
+  void set_protocol_version(std::string_view v) override { protocol_version_ = v; }
+
+  std::string describe() const override { return url_text_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& why) const {
+    throw mcp_client_error(url_text_ + ": " + why);
+  }
+
+  [[noreturn]] void timed_out(std::string_view method) const {
+    fail("no answer to " + std::string(method) + " within " + std::to_string(timeout_ms_) + " ms");
+  }
+
+  int connect_socket(std::string_view method) {
+    const net::endpoint& at = url_.where;
+    int fd = ::socket(at.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("socket: " + errno_text(errno));
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&at.addr), at.addr_len) != 0 &&
+        errno != EINPROGRESS) {
+      int e = errno;
+      ::close(fd);
+      fail("cannot connect: " + errno_text(e));
+    }
+    pollfd p{fd, POLLOUT, 0};
+    int n = ::poll(&p, 1, ms_left(deadline_));
+    if (n == 0) {
+      ::close(fd);
+      timed_out(method);
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (n < 0 || err != 0) {
+      ::close(fd);
+      fail("cannot connect: " + errno_text(n < 0 ? errno : err));
+    }
+    return fd;
+  }
+
+  void send_all(int fd, std::string_view bytes, std::string_view method) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno != EAGAIN && errno != EINTR) fail("send: " + errno_text(errno));
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, ms_left(deadline_)) == 0) timed_out(method);
+    }
+  }
+
+  // Appends what arrives to `buf`; false at end of stream.
+  bool receive(int fd, std::string& buf, std::string_view method) {
+    for (;;) {
+      char chunk[16384];
+      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n > 0) {
+        if (buf.size() + static_cast<std::size_t>(n) > kMaxMessageBytes)
+          fail("the response to " + std::string(method) + " is larger than 64 MiB");
+        buf.append(chunk, static_cast<std::size_t>(n));
+        return true;
+      }
+      if (n == 0) return false;
+      if (errno != EAGAIN && errno != EINTR) fail("receive: " + errno_text(errno));
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, ms_left(deadline_)) == 0) timed_out(method);
+    }
+  }
+
+  // POSTs `message`. For a request (`id` set) returns the response message; for a
+  // notification returns nullopt once the server has acknowledged it.
+  std::optional<std::string> post(const std::string& message, std::optional<std::int64_t> id,
+                                  std::string_view method) {
+    fd_guard fd(connect_socket(method));
+    std::string req = "POST " + url_.path + " HTTP/1.1\r\nHost: " + url_.host_header +
+                      "\r\nContent-Type: application/json\r\n"
+                      "Accept: application/json, text/event-stream\r\n"
+                      "User-Agent: mcpgate-catalogue/" +
+                      std::string(mcpgate::version) + "\r\n";
+    if (!session_id_.empty()) req += "Mcp-Session-Id: " + session_id_ + "\r\n";
+    if (!protocol_version_.empty()) req += "MCP-Protocol-Version: " + protocol_version_ + "\r\n";
+    req += "Content-Length: " + std::to_string(message.size()) + "\r\nConnection: close\r\n\r\n";
+    req += message;
+    send_all(fd.get(), req, method);
+
+    // The head, skipping interim (1xx) responses.
+    std::string buf;
+    net::http_limits limits;
+    limits.max_body = kMaxMessageBytes;
+    std::size_t resume = 0;
+    for (;;) {
+      net::response_head head = net::parse_response_head(buf, limits, false, resume);
+      if (head.status() == net::parse_status::incomplete) {
+        resume = head.resume_offset();
+        if (!receive(fd.get(), buf, method)) {
+          if (buf.empty())
+            fail("the server closed the connection without answering " + std::string(method));
+          fail("the server closed the connection in the middle of a response head");
+        }
+        continue;
+      }
+      if (head.status() == net::parse_status::error)
+        fail("not an HTTP response (" + std::string(head.error_reason()) + "): '" +
+             excerpt(buf, 40) + "'");
+      if (head.is_interim()) {
+        buf.erase(0, head.head_length());
+        resume = 0;
+        continue;
+      }
+      return read_response(fd.get(), head, buf, id, method);
+    }
+  }
+
+  // Yields the decoded body of a response in pieces as they arrive.
+  class body_reader {
+   public:
+    body_reader(http_transport& owner, int fd, const net::response_head& head, std::string rest,
+                std::string_view method)
+        : owner_(owner),
+          fd_(fd),
+          framing_(head.framing()),
+          left_(head.content_length()),
+          pending_(std::move(rest)),
+          method_(method) {
+      net::http_limits limits;
+      limits.max_body = kMaxMessageBytes;
+      chunks_ = net::chunked_decoder(limits);
+    }
+
+    // Appends the next decoded piece to `out`; false at the end of the body.
+    bool next(std::string& out) {
+      for (;;) {
+        switch (framing_) {
+          case net::body_framing::none:
+            return false;
+          case net::body_framing::content_length: {
+            if (left_ == 0) return false;
+            if (!pending_.empty()) {
+              std::size_t take =
+                  static_cast<std::size_t>(std::min<std::uint64_t>(left_, pending_.size()));
+              out.append(pending_, 0, take);
+              pending_.erase(0, take);
+              left_ -= take;
+              return true;
+            }
+            if (!owner_.receive(fd_, pending_, method_))
+              owner_.fail("the server closed the connection in the middle of a response body");
+            continue;
+          }
+          case net::body_framing::until_close:
+            if (!pending_.empty()) {
+              out += pending_;
+              pending_.clear();
+              return true;
+            }
+            if (!owner_.receive(fd_, pending_, method_)) return false;
+            continue;
+          case net::body_framing::chunked: {
+            if (chunks_.done()) return false;
+            if (!pending_.empty()) {
+              std::size_t before = out.size();
+              net::chunk_step step = chunks_.feed(pending_, &out);
+              pending_.erase(0, step.consumed);
+              if (step.status == net::chunk_status::error)
+                owner_.fail("malformed chunked body (" + std::string(chunks_.error_reason()) + ")");
+              if (out.size() > before || step.status == net::chunk_status::done) return true;
+              continue;
+            }
+            if (!owner_.receive(fd_, pending_, method_))
+              owner_.fail("the server closed the connection in the middle of a chunked body");
+            continue;
+          }
+        }
+      }
+    }
+
+   private:
+    http_transport& owner_;
+    int fd_;
+    net::body_framing framing_;
+    std::uint64_t left_;
+    std::string pending_;
+    std::string_view method_;
+    net::chunked_decoder chunks_;
+  };
+
+  std::optional<std::string> read_response(int fd, const net::response_head& head,
+                                           const std::string& buf, std::optional<std::int64_t> id,
+                                           std::string_view method) {
+    int status = head.status_code();
+    std::string session = std::string(head.headers().find("Mcp-Session-Id"));
+    std::string content_type = std::string(head.headers().find("Content-Type"));
+    content_type = content_type.substr(0, 200);
+    body_reader body(*this, fd, head, buf.substr(head.head_length()), method);
+    if (status < 200 || status >= 300) {
+      std::string text;
+      while (text.size() < 200 && body.next(text)) {
+      }
+      std::string why = "HTTP " + std::to_string(status);
+      if (!head.reason().empty()) why += " " + std::string(head.reason());
+      why += " answering " + std::string(method);
+      // An HTML error page says nothing a one-line message can use.
+      if (!text.empty() && content_type.find("html") == std::string::npos)
+        why += ": " + excerpt(text, 120);
+      fail(why);
+    }
+    if (!session.empty()) session_id_ = session;
+    if (!id) return std::nullopt;  // a notification: 202 (or any 2xx) is the acknowledgement
+
+    std::string media = content_type.substr(0, content_type.find(';'));
+    media.erase(media.find_last_not_of(" \t") + 1);
+    if (net::equals_ignore_case(media, "application/json")) {
+      std::string text;
+      while (body.next(text)) {
+      }
+      received r = sort_message(text, *id);
+      if (r.kind == message_kind::awaited_response) return text;
+      fail("the answer to " + std::string(method) + " is not its JSON-RPC response: '" +
+           excerpt(text) + "'");
+    }
+    if (net::equals_ignore_case(media, "text/event-stream")) {
+      net::sse_parser events(kMaxMessageBytes);
+      std::string piece;
+      while (body.next(piece)) {
+        std::string_view in = piece;
+        while (!in.empty()) {
+          net::sse_step step = events.feed(in);
+          in.remove_prefix(step.consumed);
+          if (step.status == net::sse_status::error)
+            fail("malformed event stream (" + std::string(events.error_reason()) + ")");
+          if (step.status != net::sse_status::event || !events.event().dispatch) continue;
+          std::string_view data = events.event().data;
+          received r = sort_message(data, *id);
+          if (r.kind == message_kind::awaited_response) return std::string(data);
+          if (r.kind == message_kind::garbage)
+            fail("an event of the stream answering " + std::string(method) + " is not JSON-RPC: '" +
+                 excerpt(data) + "'");
+        }
+        piece.clear();
+      }
+      fail("the event stream ended without the response to " + std::string(method));
+    }
+    fail("the answer to " + std::string(method) + " has Content-Type '" + excerpt(content_type) +
+         "', expected application/json or text/event-stream");
+  }
+
+  std::string url_text_;
+  net::http_url url_;
+  mcp_deadline deadline_;
+  std::int64_t timeout_ms_;
+  std::string session_id_;
+  std::string protocol_version_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// stdio
+
+class stdio_transport final : public mcp_transport {
+ public:
+  stdio_transport(const std::vector<std::string>& command, mcp_deadline deadline,
+                  std::int64_t timeout_ms)
+      : deadline_(deadline), timeout_ms_(timeout_ms) {
+    for (const std::string& a : command) {
+      if (!command_line_.empty()) command_line_ += ' ';
+      command_line_ += a;
+    }
+    spawn(command);
+  }
+
+  ~stdio_transport() override { stop(); }
+
+  std::string request(const std::string& message, std::int64_t id,
+                      std::string_view method) override {
+    write_line(message, method);
+    for (;;) {
+      std::string line = read_line(method);
+      received r = sort_message(line, id);
+      switch (r.kind) {
+        case message_kind::awaited_response:
+          return line;
+        case message_kind::server_request:
+          // The client declared no capabilities, so the server has nothing to ask; answer so
+          // that it does not wait.
+          write_line("{\"jsonrpc\":\"2.0\",\"id\":" + r.server_request_id +
+                         ",\"error\":{\"code\":-32601,\"message\":\"Method not found\"}}",
+                     method);
+          break;
+        case message_kind::notification:
+        case message_kind::other_response:
+          break;
+        case message_kind::garbage:
+          fail("the server wrote something that is not JSON-RPC on stdout: '" + excerpt(line) +
+               "'");
+      }
+    }
+  }
+
+  void notify(const std::string& message) override {
+    write_line(message, "notifications/initialized");
+  }
+
+  std::string describe() const override { return "stdio: " + command_line_; }
+
+ private:
+  [[noreturn]] void fail(std::string why) {
+    std::string tail = last_stderr_line();
+    if (!tail.empty()) why += " (its stderr: '" + excerpt(tail, 160) + "')";
+    throw mcp_client_error(why);
+  }
+
+  void spawn(const std::vector<std::string>& command) {
+    if (command.empty()) throw mcp_client_error("no server command after --");
+    int in[2], out[2], err[2];
+    if (::pipe2(in, O_CLOEXEC) != 0) throw mcp_client_error("pipe: " + errno_text(errno));
+    fd_guard in_r(in[0]), in_w(in[1]);
+    if (::pipe2(out, O_CLOEXEC) != 0) throw mcp_client_error("pipe: " + errno_text(errno));
+    fd_guard out_r(out[0]), out_w(out[1]);
+    if (::pipe2(err, O_CLOEXEC) != 0) throw mcp_client_error("pipe: " + errno_text(errno));
+    fd_guard err_r(err[0]), err_w(err[1]);
+
+    // dup2 leaves the child's 0, 1 and 2 without O_CLOEXEC; every other descriptor of ours is
+    // close-on-exec, so the server inherits nothing else.
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
+    posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
+    posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
+    // A group of its own, so that a launcher (npx, a shell) and what it starts end together;
+    // default SIGPIPE, since catalogue_main ignores it and ignored signals survive exec.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setpgroup(&attr, 0);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+
+    std::vector<char*> argv;
+    for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw mcp_client_error("cannot start '" + command[0] + "': " + errno_text(rc));
+    pid_ = pid;
+    pgid_ = pid;  // POSIX_SPAWN_SETPGROUP with 0: the server leads a group of its own
+    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+
+    in_ = in_w.release();
+    out_ = out_r.release();
+    err_ = err_r.release();
+    for (int fd : {in_, out_, err_}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+
+  // The stderr line most likely to hold the cause: the last one naming an error (Node ends a
+  // crash report with its version line, after the error), else the last one.
+  std::string last_stderr_line() const {
+    std::string_view t = stderr_tail_;
+    std::string_view last, last_error;
+    while (!t.empty()) {
+      std::size_t nl = t.find('\n');
+      std::string_view line = t.substr(0, nl);
+      t.remove_prefix(nl == std::string_view::npos ? t.size() : nl + 1);
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+      if (line.find_first_not_of(' ') == std::string_view::npos) continue;
+      last = line;
+      if (line.find("rror") != std::string_view::npos) last_error = line;
+    }
+    return std::string(last_error.empty() ? last : last_error);
+  }
+
+  void drain_stderr() {
+    char chunk[4096];
+    for (;;) {
+      ssize_t n = ::read(err_, chunk, sizeof chunk);
+      if (n <= 0) {
+        if (n == 0) stderr_open_ = false;
+        return;
+      }
+      stderr_tail_.append(chunk, static_cast<std::size_t>(n));
+      if (stderr_tail_.size() > kStderrTailBytes)
+        stderr_tail_.erase(0, stderr_tail_.size() - kStderrTailBytes);
+    }
+  }
+
+  // The server's end, described: "exited with status 3", "was killed by signal 9", or that it
+  // closed its stdout and is still running.
+  std::string how_it_ended() {
+    if (exit_status_ < 0 && pid_ > 0) {
+      if (pidfd_ >= 0) {
+        // Give an exiting server a moment to finish, so the message can say how it ended.
+        pollfd p{pidfd_, POLLIN, 0};
+        ::poll(&p, 1, std::min(ms_left(deadline_), 1000));
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_status_ = status;
+        pid_ = -1;
+      }
+    }
+    // Whatever it said last is in the pipe by now.
+    if (stderr_open_) drain_stderr();
+    if (exit_status_ < 0) return "closed its stdout";
+    if (WIFEXITED(exit_status_))
+      return "exited with status " + std::to_string(WEXITSTATUS(exit_status_));
+    if (WIFSIGNALED(exit_status_))
+      return "was killed by signal " + std::to_string(WTERMSIG(exit_status_));
+    return "ended";
+  }
+
+  void write_line(const std::string& message, std::string_view method) {
+    std::string bytes = message + "\n";
+    std::string_view left = bytes;
+    while (!left.empty()) {
+      ssize_t n = ::write(in_, left.data(), left.size());
+      if (n > 0) {
+        left.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EPIPE)
+        fail("the server " + how_it_ended() + " before answering " + std::string(method));
+      if (n < 0 && errno != EAGAIN && errno != EINTR)
+        fail("write to the server: " + errno_text(errno));
+      pollfd p[2] = {{in_, POLLOUT, 0}, {err_, static_cast<short>(stderr_open_ ? POLLIN : 0), 0}};
+      if (::poll(p, 2, ms_left(deadline_)) == 0) timed_out(method);
+      if (p[1].revents) drain_stderr();
+    }
+  }
+
+  [[noreturn]] void timed_out(std::string_view method) {
+    fail("no answer to " + std::string(method) + " within " + std::to_string(timeout_ms_) + " ms");
+  }
+
+  std::string read_line(std::string_view method) {
+    for (;;) {
+      std::size_t nl = stdout_buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = stdout_buf_.substr(0, nl);
+        stdout_buf_.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        return line;
+      }
+      if (stdout_buf_.size() > kMaxMessageBytes) fail("the server wrote a line longer than 64 MiB");
+      pollfd p[2] = {{out_, POLLIN, 0}, {err_, static_cast<short>(stderr_open_ ? POLLIN : 0), 0}};
+      int n = ::poll(p, 2, ms_left(deadline_));
+      if (n == 0) timed_out(method);
+      if (n < 0 && errno != EINTR) fail("poll: " + errno_text(errno));
+      if (p[1].revents) drain_stderr();
+      if (p[0].revents) {
+        char chunk[16384];
+        ssize_t got = ::read(out_, chunk, sizeof chunk);
+        if (got > 0) {
+          stdout_buf_.append(chunk, static_cast<std::size_t>(got));
+        } else if (got == 0) {
+          if (!stdout_buf_.empty())
+            fail("the server " + how_it_ended() + " after writing an unterminated line: '" +
+                 excerpt(stdout_buf_) + "'");
+          fail("the server " + how_it_ended() + " before answering " + std::string(method));
+        } else if (errno != EAGAIN && errno != EINTR) {
+          fail("read from the server: " + errno_text(errno));
+        }
+      }
+    }
+  }
+
+  // Waits up to `ms` for the server to exit; true once it is reaped.
+  bool reap_within(int ms) {
+    if (pid_ <= 0) return true;
+    if (pidfd_ >= 0) {
+      pollfd p{pidfd_, POLLIN, 0};
+      ::poll(&p, 1, ms);
+    }
+    int status = 0;
+    if (::waitpid(pid_, &status, pidfd_ >= 0 ? WNOHANG : 0) == pid_) {
+      exit_status_ = status;
+      pid_ = -1;
+      return true;
+    }
+    return false;
+  }
+
+  // Closing stdin asks a stdio server to exit (the MCP stdio shutdown sequence); the group
+  // is signalled even after the leader exits, since it may have left children behind.
+  void stop() {
+    if (in_ >= 0) ::close(in_);
+    in_ = -1;
+    pid_t group = pgid_;
+    if (!reap_within(300)) {
+      ::kill(-group, SIGTERM);
+      if (!reap_within(1000)) {
+        ::kill(-group, SIGKILL);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+      }
+    }
+    if (group > 0) ::kill(-group, SIGKILL);
+    for (int* fd : {&out_, &err_, &pidfd_}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+  }
+
+  mcp_deadline deadline_;
+  std::int64_t timeout_ms_;
+  std::string command_line_;
+  pid_t pid_ = -1;
+  pid_t pgid_ = -1;
+  int pidfd_ = -1;
+  int in_ = -1, out_ = -1, err_ = -1;
+  bool stderr_open_ = true;
+  int exit_status_ = -1;
+  std::string stdout_buf_;
+  std::string stderr_tail_;
+};
+
+std::string int_text(std::int64_t v) {
+  return std::to_string(v);
+}
+
+}  // namespace
+
+std::unique_ptr<mcp_transport> connect_http(const std::string& url, mcp_deadline deadline,
+                                            std::int64_t timeout_ms) {
+  return std::make_unique<http_transport>(url, deadline, timeout_ms);
+}
+
+std::unique_ptr<mcp_transport> start_stdio(const std::vector<std::string>& command,
+                                           mcp_deadline deadline, std::int64_t timeout_ms) {
+  return std::make_unique<stdio_transport>(command, deadline, timeout_ms);
+}
+
+mcp_client::mcp_client(std::unique_ptr<mcp_transport> transport)
+    : transport_(std::move(transport)) {}
+
+std::string mcp_client::call(std::string_view method, const std::string& params_json) {
+  std::int64_t id = next_id_++;
+  std::string message = "{\"jsonrpc\":\"2.0\",\"id\":" + int_text(id) + ",\"method\":";
+  policy::append_json_string(message, method);
+  if (!params_json.empty()) message += ",\"params\":" + params_json;
+  message += "}";
+  std::string response = transport_->request(message, id, method);
+
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj = parser.parse(response).get_object().value_unsafe();
+  simdjson::dom::object error;
+  if (!obj["error"].get_object().get(error)) {
+    std::int64_t code = 0;
+    std::string_view text;
+    if (error["code"].get_int64().get(code)) code = 0;
+    if (error["message"].get_string().get(text)) text = {};
+    throw mcp_client_error(transport_->describe() + ": " + std::string(method) +
+                           " failed: JSON-RPC error " + std::to_string(code) +
+                           (text.empty() ? "" : ": " + excerpt(text, 160)));
+  }
+  simdjson::dom::object result;
+  if (obj["result"].get_object().get(result))
+    throw mcp_client_error(transport_->describe() + ": the result of " + std::string(method) +
+                           " is not an object");
+  return simdjson::minify(result);
+}
+
+mcp_server_info mcp_client::initialize() {
+  std::string params = "{\"protocolVersion\":\"" + std::string(kProtocolVersion) +
+                       "\",\"capabilities\":{},\"clientInfo\":{\"name\":\"mcpgate-catalogue\","
+                       "\"version\":\"" +
+                       std::string(mcpgate::version) + "\"}}";
+  std::string result = call("initialize", params);
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj = parser.parse(result).get_object().value_unsafe();
+  mcp_server_info info;
+  std::string_view v;
+  if (obj["protocolVersion"].get_string().get(v) || v.empty())
+    throw mcp_client_error(transport_->describe() +
+                           ": the initialize result has no protocolVersion");
+  info.protocol_version = v;
+  if (!obj["serverInfo"]["name"].get_string().get(v)) info.name = v;
+  if (!obj["serverInfo"]["version"].get_string().get(v)) info.version = v;
+  info.has_tools = obj["capabilities"]["tools"].error() == simdjson::SUCCESS;
+  transport_->set_protocol_version(info.protocol_version);
+  transport_->notify("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+  return info;
+}
+
+std::vector<std::string> mcp_client::list_tools() {
+  std::vector<std::string> tools;
+  std::string cursor;
+  std::vector<std::string> seen_cursors;
+  for (int page = 0;; ++page) {
+    if (page == kMaxToolPages)
+      throw mcp_client_error(transport_->describe() + ": tools/list went on for more than " +
+                             std::to_string(kMaxToolPages) + " pages");
+    std::string params;
+    if (!cursor.empty()) {
+      params = "{\"cursor\":";
+      policy::append_json_string(params, cursor);
+      params += "}";
+    }
+    std::string result = call("tools/list", params);
+    simdjson::dom::parser parser;
+    simdjson::dom::object obj = parser.parse(result).get_object().value_unsafe();
+    simdjson::dom::array list;
+    if (obj["tools"].get_array().get(list))
+      throw mcp_client_error(transport_->describe() + ": the tools/list result has no tools array");
+    for (simdjson::dom::element t : list) tools.push_back(simdjson::minify(t));
+    std::string_view next;
+    if (obj["nextCursor"].get_string().get(next) || next.empty()) return tools;
+    cursor = next;
+    if (std::find(seen_cursors.begin(), seen_cursors.end(), cursor) != seen_cursors.end())
+      throw mcp_client_error(transport_->describe() + ": tools/list repeated the cursor '" +
+                             excerpt(cursor) + "'");
+    seen_cursors.push_back(cursor);
+  }
+}
+
+}  // namespace mcpgate::tools
