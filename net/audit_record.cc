@@ -271,7 +271,7 @@ void append_rfc3339_micros(std::string& out, int64_t realtime_ns) {
   out += 'Z';
 }
 
-void append_audit_line(std::string& out, const audit_record& r, arguments_mode mode) {
+void append_audit_head(std::string& out, const audit_record& r, arguments_mode mode) {
   out += "{\"ts\":\"";
   append_rfc3339_micros(out, r.realtime_ns);
   out += '"';
@@ -297,12 +297,17 @@ void append_audit_line(std::string& out, const audit_record& r, arguments_mode m
   }
   append_key(out, ",\"tool\":");
   append_string_or_null(out, r.tool);
+  append_key(out, ",\"rule\":");
+  append_string_or_null(out, r.rule);
+  append_key(out, ",\"args\":");
+  append_arguments(out, r.arguments, mode);
+}
+
+void append_audit_tail(std::string& out, const audit_record& r) {
   append_key(out, ",\"decision\":");
   out += '"';
   out += call_decision_name(r.decision);
   out += '"';
-  append_key(out, ",\"rule\":");
-  append_string_or_null(out, r.rule);
   if (r.forwarded) {
     append_key(out, ",\"upstream_status\":");
     append_int(out, r.upstream_status);
@@ -315,9 +320,12 @@ void append_audit_line(std::string& out, const audit_record& r, arguments_mode m
   append_uint(out, r.bytes_in);
   append_key(out, ",\"bytes_out\":");
   append_uint(out, r.bytes_out);
-  append_key(out, ",\"args\":");
-  append_arguments(out, r.arguments, mode);
   out += "}\n";
+}
+
+void append_audit_line(std::string& out, const audit_record& r, arguments_mode mode) {
+  append_audit_head(out, r, mode);
+  append_audit_tail(out, r);
 }
 
 }  // namespace mcpgate::net

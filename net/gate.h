@@ -3,7 +3,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "net/audit_record.h"
 #include "net/http_parser.h"
 #include "net/jsonrpc.h"
 
@@ -41,6 +43,16 @@ class gate_ticket {
   // The response must pass through filter_response() (e.g. a tools/list for a grant that hides
   // tools); set by decide().
   bool filter_response = false;
+  // For the audit log: who is calling (set by admit(); empty when unauthenticated or unknown),
+  // and what decide() concluded for each message of the body, in order (empty: all allowed).
+  // The views stay valid as long as the ticket.
+  std::string_view identity;
+  std::string_view grant;
+  struct verdict {
+    call_decision decision = call_decision::allowed;
+    std::string_view rule;
+  };
+  std::vector<verdict> verdicts;
 };
 
 enum class filter_result : uint8_t { unchanged, replaced, invalid };

@@ -56,6 +56,8 @@ bool policy_gate::admit(const request_view& request, gate_ticket& ticket, gate_r
   auto& t = static_cast<policy_ticket&>(ticket);
   t.filter_response = false;
   t.who_ = policy::authenticate(*access_, request.authorization);
+  t.identity = t.who_ ? std::string_view(t.who_->name) : std::string_view();
+  t.grant = t.who_ && t.who_->grant ? std::string_view(t.who_->grant->name) : std::string_view();
   if (t.who_) return true;
   reply_body_.clear();
   append_jsonrpc_error(reply_body_, {}, unauthenticated_code,
@@ -71,6 +73,7 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
                          gate_ticket& ticket, gate_reply& reply) {
   auto& t = static_cast<policy_ticket&>(ticket);
   t.allowed_.clear();
+  t.verdicts.clear();
   denied_.clear();
   const policy::grant_policy* grant = t.who_->grant;
   int64_t now = steady_now_ns();
@@ -84,6 +87,7 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
     if (m.kind == message_kind::request && m.method == "tools/list" && grant &&
         policy::needs_tools_list_filter(*grant, access_->hide_denied_tools()))
       t.filter_response = true;
+    t.verdicts.push_back({});
     if (!is_tools_call(m)) continue;
     policy::call what{m.method, m.name ? *m.name : std::string_view(),
                       m.arguments ? *m.arguments : std::string_view()};
@@ -93,6 +97,9 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
       continue;
     }
     denied_.push_back(i);
+    t.verdicts.back() = {d.outcome == policy::verdict::rate_limited ? call_decision::rate_limited
+                                                                    : call_decision::denied,
+                         d.rule};
     policy::write_denial(d, m.kind == message_kind::request ? m.id : std::string_view(),
                          access_->deny_as(), denial_);
     if (!body.batch) {
@@ -103,6 +110,8 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
     }
   }
   if (denied_.empty()) return true;
+  for (gate_ticket::verdict& v : t.verdicts)
+    if (v.decision == call_decision::allowed) v = {call_decision::denied, "batch"};
 
   // Nothing of this body is forwarded: give back what the allowed messages reserved.
   for (const policy::decision& d : t.allowed_) policy::refund(d);

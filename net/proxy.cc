@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "core/user_data.h"
 #include "net/replies.h"
@@ -24,12 +25,19 @@ enum op : uint8_t {
   op_upstream_connect,
   op_upstream_recv,
   op_upstream_send,
-  op_cancel,  // completions of cancel requests themselves: nothing to do
+  op_cancel,             // completions of cancel requests themselves: nothing to do
+  op_audit_base = 0x40,  // the audit log writer's own ops
 };
 
 constexpr uint32_t no_slot = UINT32_MAX;
 constexpr int64_t ms = 1'000'000;
 constexpr int64_t linger_ns = 2'000 * ms;
+
+int64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 void set_nodelay(int fd) {
   int one = 1;
@@ -123,6 +131,15 @@ struct proxy_shard::client_conn {
   bool has_mcp_method_header = false;
   bool has_mcp_name_header = false;
   std::string reply_id;  // raw id token of a single request, for replies the gateway makes
+  // For the audit log.
+  uint64_t req = 0;
+  int64_t started_ns = 0;    // request head complete
+  int64_t forwarded_ns = 0;  // sent upstream
+  int64_t started_realtime_ns = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  std::string audit_heads;
+  std::vector<uint32_t> audit_ends;
   std::unique_ptr<gate_ticket> ticket;  // made by the gate once per connection
 
   // The exchange with the upstream.
@@ -193,11 +210,15 @@ void proxy_shard::on_start(core::reactor& r) {
   gate_ = make_gate(gate_config_, r.id());
   buffers_ = std::make_unique<core::buffer_ring>(r.io(), 0, config_->recv_buffers,
                                                  config_->recv_buffer_size);
+  if (config_->audit.file)
+    audit_ = std::make_unique<core::log_writer>(r.io(), config_->audit.file, config_->audit.writer,
+                                                op_audit_base);
   arm_accept();
 }
 
 bool proxy_shard::finished() const {
-  return draining_ && open_clients_ == 0 && open_upstreams_ == 0 && !accept_armed_;
+  return draining_ && open_clients_ == 0 && open_upstreams_ == 0 && !accept_armed_ &&
+         (!audit_ || (audit_closing_ && !audit_->busy()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,6 +226,10 @@ bool proxy_shard::finished() const {
 
 void proxy_shard::on_completion(const io_uring_cqe& cqe) {
   core::op_tag t = core::decode(cqe.user_data);
+  if (audit_ && audit_->owns(t.op)) {
+    audit_->on_completion(cqe);
+    return;
+  }
   switch (t.op) {
     case op_accept:
       on_accept(cqe);
@@ -300,7 +325,7 @@ void proxy_shard::on_accept(const io_uring_cqe& cqe) {
       }
       client_conn& c = *clients_[slot];
       c.fd = fd;
-      c.id = (uint64_t{reactor_->id()} << 48) | ++next_conn_id_;
+      c.id = ++next_conn_id_;  // unique per shard; the audit line names the shard
       c.st = client_conn::state::head;
       c.pending = 0;
       c.close_after_send = false;
@@ -369,6 +394,7 @@ void proxy_shard::on_client_recv(client_conn& c, const io_uring_cqe& cqe) {
 
 void proxy_shard::send_client(client_conn& c, std::string_view bytes) {
   c.out.append(bytes);
+  c.bytes_out += bytes.size();
   stats_.bytes_out.add(bytes.size());
   flush_client(c);
 }
@@ -418,6 +444,7 @@ void proxy_shard::close_client(client_conn& c) {
     }
     c.ticket->completed(0, true);
     c.up_slot = no_slot;
+    audit_finish(c, call_decision::allowed, false, true, 0);  // the client left first
   }
   c.st = client_conn::state::closing;
   if (c.pending > 0) cancel_fd(c.fd);
@@ -444,7 +471,8 @@ void proxy_shard::release_client(client_conn& c) {
 }
 
 void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_headers,
-                        std::string_view content_type, std::string_view body, bool close_after) {
+                        std::string_view content_type, std::string_view body, bool close_after,
+                        call_decision decision, bool use_verdicts) {
   if (draining_ || !c.keep_alive) close_after = true;
   std::string& out = reply_scratch_;
   out.clear();
@@ -466,6 +494,8 @@ void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_
   out += "\r\n";
   out += body;
   send_client(c, out);
+  if (c.audit_ends.empty()) audit_prepare(c, nullptr);
+  audit_finish(c, decision, use_verdicts, false, 0);
   if (close_after) {
     c.close_after_send = true;
     c.st = client_conn::state::head;  // no further requests are parsed: see process_client
@@ -478,15 +508,76 @@ void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_
 
 void proxy_shard::reply_jsonrpc_error(client_conn& c, int http_status, int code,
                                       std::string_view message, std::string_view id,
-                                      bool close_after) {
+                                      bool close_after, call_decision decision) {
   std::string body;
   append_jsonrpc_error(body, id, code, message);
-  reply(c, http_status, {}, "application/json", body, close_after);
+  reply(c, http_status, {}, "application/json", body, close_after, decision);
 }
 
 void proxy_shard::reply_gateway_error(client_conn& c, int http_status, int code,
                                       std::string_view message) {
-  reply_jsonrpc_error(c, http_status, code, message, c.reply_id, false);
+  reply_jsonrpc_error(c, http_status, code, message, c.reply_id, false,
+                      call_decision::upstream_error);
+}
+
+void proxy_shard::audit_prepare(client_conn& c, const jsonrpc_result* body) {
+  c.audit_heads.clear();
+  c.audit_ends.clear();
+  if (!audit_) return;
+  audit_record r;
+  r.realtime_ns = c.started_realtime_ns ? c.started_realtime_ns : realtime_ns();
+  r.shard = reactor_->id();
+  r.conn = c.id;
+  r.req = c.req;
+  if (c.ticket && !c.ticket->identity.empty()) r.identity = c.ticket->identity;
+  if (c.ticket && !c.ticket->grant.empty()) r.grant = c.ticket->grant;
+  if (!c.session_id.empty()) r.session = c.session_id;
+  if (!body) {
+    append_audit_head(c.audit_heads, r, config_->audit.arguments);
+    c.audit_ends.push_back(static_cast<uint32_t>(c.audit_heads.size()));
+    return;
+  }
+  for (size_t i = 0; i < body->messages.size(); ++i) {
+    const jsonrpc_message& m = body->messages[i];
+    r.method = m.method.empty() ? std::optional<std::string_view>() : m.method;
+    r.id = m.id.empty() ? std::optional<std::string_view>() : m.id;
+    r.tool = m.method == "tools/call" && m.name ? m.name : std::nullopt;
+    r.arguments =
+        m.arguments
+            ? std::optional<raw_arguments>(raw_arguments{m.arguments->data(), m.arguments->size()})
+            : std::nullopt;
+    r.rule = std::nullopt;
+    if (c.ticket && i < c.ticket->verdicts.size() && !c.ticket->verdicts[i].rule.empty())
+      r.rule = c.ticket->verdicts[i].rule;
+    append_audit_head(c.audit_heads, r, config_->audit.arguments);
+    c.audit_ends.push_back(static_cast<uint32_t>(c.audit_heads.size()));
+  }
+}
+
+void proxy_shard::audit_finish(client_conn& c, call_decision decision, bool use_verdicts,
+                               bool forwarded, int upstream_status) {
+  if (!audit_ || c.audit_ends.empty()) return;
+  int64_t now = reactor_->now_ns();
+  audit_record r;
+  r.forwarded = forwarded;
+  r.upstream_status = upstream_status;
+  r.upstream_us = forwarded && c.forwarded_ns ? (now - c.forwarded_ns) / 1000 : 0;
+  r.gateway_us = (now - c.started_ns) / 1000 - r.upstream_us;
+  r.bytes_in = c.bytes_in;
+  r.bytes_out = c.bytes_out;
+  uint32_t begin = 0;
+  for (size_t i = 0; i < c.audit_ends.size(); ++i) {
+    r.decision = decision;
+    if (use_verdicts && c.ticket && i < c.ticket->verdicts.size())
+      r.decision = c.ticket->verdicts[i].decision;
+    audit_lines_.append(c.audit_heads, begin, c.audit_ends[i] - begin);
+    append_audit_tail(audit_lines_, r);
+    begin = c.audit_ends[i];
+  }
+  audit_->append(audit_lines_);
+  audit_lines_.clear();
+  c.audit_heads.clear();
+  c.audit_ends.clear();
 }
 
 void proxy_shard::process_client(client_conn& c) {
@@ -511,6 +602,13 @@ void proxy_shard::process_client(client_conn& c) {
       c.head_resume = 0;
       c.reply_id.clear();
       if (h.status() == parse_status::error) {
+        c.req = ++next_req_;
+        c.started_ns = reactor_->now_ns();
+        c.started_realtime_ns = 0;
+        c.bytes_in = c.in.size();
+        c.bytes_out = 0;
+        c.audit_heads.clear();
+        c.audit_ends.clear();
         c.keep_alive = false;
         reply_jsonrpc_error(c, h.error_status(), -32600, h.error_reason(), {}, true);
         return;
@@ -525,6 +623,15 @@ void proxy_shard::process_client(client_conn& c) {
 
 bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   const header_list& headers = h.headers();
+  c.req = ++next_req_;
+  c.started_ns = reactor_->now_ns();
+  c.started_realtime_ns = audit_ ? realtime_ns() : 0;
+  c.forwarded_ns = 0;
+  c.bytes_in =
+      h.head_length() + (h.framing() == body_framing::content_length ? h.content_length() : 0);
+  c.bytes_out = 0;
+  c.audit_heads.clear();
+  c.audit_ends.clear();
   c.method = h.method();
   c.http10 = h.version() == http_version::http_1_0;
   c.keep_alive = h.keep_alive();
@@ -618,7 +725,8 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   if (!c.ticket || !gate_->owns(*c.ticket)) c.ticket = gate_->new_ticket();
   if (!gate_->admit(view, *c.ticket, denied)) {
     c.in.consume(h.head_length());
-    reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, has_body);
+    reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, has_body,
+          call_decision::unauthenticated);
     return false;
   }
 
@@ -736,10 +844,26 @@ void proxy_shard::handle_request(client_conn& c) {
     request_view view{c.method, c.authorization, c.session_id, c.protocol_version};
     gate_reply denied;
     if (!gate_->decide(view, r, *c.ticket, denied)) {
+      audit_prepare(c, &r);
       c.in.consume(consumed);
-      reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, false);
+      reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, false,
+            call_decision::denied, true);
       return;
     }
+    audit_prepare(c, &r);
+  } else {
+    audit_prepare(c, nullptr);
+  }
+  if (audit_ && !audit_->healthy() &&
+      config_->audit.writer.on_failure == core::failure_policy::fail_closed) {
+    // Nothing crosses the gateway that the audit log cannot record.
+    c.ticket->completed(0, false);
+    c.in.consume(consumed);
+    reply_jsonrpc_error(c, 503, -32060,
+                        "audit log cannot be written; calls are refused until it can "
+                        "(audit.on_failure is fail_closed)",
+                        c.reply_id, false);
+    return;
   }
 
   if (c.method == http_method::post || !body.empty()) {
@@ -821,6 +945,7 @@ void proxy_shard::forward(client_conn& c) {
     return;
   }
   c.st = client_conn::state::upstream;
+  c.forwarded_ns = reactor_->now_ns();
   c.up_slot = u->slot;
   c.up_gen = u->gen;
   c.deadline_ns = 0;
@@ -1091,6 +1216,7 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
   u.client_slot = no_slot;
   c->up_slot = no_slot;
   c->ticket->completed(u.status, u.status < 500);
+  audit_finish(*c, call_decision::allowed, false, true, u.status);
   bool reusable = u.keep_alive && u.in.empty() && !draining_;
   if (reusable)
     release_upstream_to_pool(u);
@@ -1231,6 +1357,7 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
   }
   // The response had started: end the stream cleanly if its framing allows, else close.
   c->ticket->completed(u.status, true);
+  audit_finish(*c, call_decision::upstream_error, false, true, u.status);
   if (u.framing == body_framing::chunked && !u.dechunk && u.chunks.at_chunk_boundary()) {
     send_client(*c, "0\r\n\r\n");
   }
@@ -1305,6 +1432,13 @@ void proxy_shard::resume_upstream(upstream_conn& u) {
 // Time and control
 
 void proxy_shard::on_tick(int64_t now) {
+  if (audit_) {
+    audit_->on_tick(now);
+    if (draining_ && !audit_closing_ && open_clients_ == 0 && open_upstreams_ == 0) {
+      audit_->flush_and_close();  // every exchange has ended: write what is left, then stop
+      audit_closing_ = true;
+    }
+  }
   for (auto& cp : clients_) {
     client_conn& c = *cp;
     if (c.fd < 0 || c.deadline_ns == 0 || now < c.deadline_ns) continue;
@@ -1338,6 +1472,10 @@ void proxy_shard::on_tick(int64_t now) {
     }
     for (auto& up : upstreams_)
       if (up->fd >= 0) close_upstream(*up);
+    // The audit log gets a second past the deadline to write its last lines; then what it
+    // still holds is counted as dropped and reported, so the process can end.
+    if (audit_ && audit_closing_ && audit_->busy() && now >= drain_deadline_ns_ + 1000 * ms)
+      audit_->abandon();
   }
 }
 
@@ -1351,6 +1489,12 @@ void proxy_shard::on_message(const core::message& m) {
       gate_config_ = std::move(*fresh);
       delete fresh;
       gate_ = make_gate(gate_config_, reactor_->id());
+      break;
+    }
+    case shard_message::reopen_audit: {
+      auto* file = static_cast<std::shared_ptr<core::log_file>*>(m.ptr);
+      if (audit_) audit_->set_file(std::move(*file));
+      delete file;
       break;
     }
   }

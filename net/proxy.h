@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/byte_buffer.h"
+#include "core/log_writer.h"
 #include "core/send_queue.h"
 #include "core/shard.h"
 #include "net/address.h"
@@ -21,6 +22,7 @@ namespace mcpgate::net {
 enum class shard_message : uint32_t {
   drain = 1,   // stop accepting, finish in-flight exchanges, then end the loop
   reload = 2,  // ptr: a heap-allocated std::shared_ptr<const gate_config>, owned by the receiver
+  reopen_audit = 3,  // ptr: a heap-allocated std::shared_ptr<core::log_file>, owned likewise
 };
 
 // One shard of the gateway: accepts MCP Streamable HTTP clients on its own SO_REUSEPORT socket,
@@ -58,11 +60,20 @@ class proxy_shard final : public core::shard_handler {
   bool emit_filtered(upstream_conn& u, client_conn& c, bool done);
   void send_client(client_conn& c, std::string_view bytes);
   void flush_client(client_conn& c);
+  // Every reply the gateway makes is recorded in the audit log with `decision`; with
+  // use_verdicts, each message's own verdict from the gate (denials).
   void reply(client_conn& c, int http_status, std::string_view extra_headers,
-             std::string_view content_type, std::string_view body, bool close_after);
+             std::string_view content_type, std::string_view body, bool close_after,
+             call_decision decision = call_decision::invalid, bool use_verdicts = false);
   void reply_jsonrpc_error(client_conn& c, int http_status, int code, std::string_view message,
-                           std::string_view id, bool close_after);
+                           std::string_view id, bool close_after,
+                           call_decision decision = call_decision::invalid);
   void reply_gateway_error(client_conn& c, int http_status, int code, std::string_view message);
+  // Audit: the head of each line is written when the request is decided (body null: one line
+  // for a request without JSON-RPC messages), the tail when the exchange ends.
+  void audit_prepare(client_conn& c, const jsonrpc_result* body);
+  void audit_finish(client_conn& c, call_decision decision, bool use_verdicts, bool forwarded,
+                    int upstream_status);
   void close_client(client_conn& c);
   void linger_client(client_conn& c);
   void maybe_release_client(client_conn& c);
@@ -92,6 +103,10 @@ class proxy_shard final : public core::shard_handler {
   std::shared_ptr<const proxy_config> config_;
   std::shared_ptr<const gate_config> gate_config_;
   std::unique_ptr<gate> gate_;
+  std::unique_ptr<core::log_writer> audit_;
+  bool audit_closing_ = false;
+  std::string audit_lines_;  // lines of one exchange, handed to audit_ at once
+  uint64_t next_req_ = 0;
   int listen_fd_;
   shard_stats& stats_;
   core::reactor* reactor_ = nullptr;

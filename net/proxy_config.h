@@ -1,10 +1,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/log_writer.h"
 #include "net/address.h"
+#include "net/audit_record.h"
 #include "net/http_parser.h"
 #include "net/jsonrpc.h"
 
@@ -32,6 +35,13 @@ struct proxy_config {
   int64_t upstream_response_timeout_ms = 60'000;  // from request sent to response head
   int64_t sse_idle_timeout_ms = 0;                // 0: streams may stay quiet for ever
   int64_t drain_timeout_ms = 10'000;              // SIGTERM: in-flight exchanges get this long
+
+  // The audit log: one line per JSON-RPC message. No file: no audit.
+  struct audit_settings {
+    std::shared_ptr<core::log_file> file;
+    arguments_mode arguments = arguments_mode::hash;
+    core::log_writer_options writer;
+  } audit;
 
   uint32_t recv_buffers = 1024;       // provided buffers per shard (power of two)
   uint32_t recv_buffer_size = 16384;  // bytes each

@@ -79,8 +79,8 @@ TEST(AuditRecord, ForwardedCallHasEveryKeyInOrder) {
   auto doc = parse_line(parser, line_for(r, arguments_mode::hash));
   EXPECT_EQ(keys_of(doc), (std::vector<std::string>{
                               "ts", "shard", "conn", "req", "identity", "grant", "session",
-                              "method", "id", "tool", "decision", "rule", "upstream_status",
-                              "upstream_us", "gateway_us", "bytes_in", "bytes_out", "args"}));
+                              "method", "id", "tool", "rule", "args", "decision", "upstream_status",
+                              "upstream_us", "gateway_us", "bytes_in", "bytes_out"}));
   EXPECT_EQ(std::string_view(doc["ts"]), "2026-11-25T16:02:43.123456Z");
   EXPECT_EQ(uint64_t(doc["shard"]), 1u);
   EXPECT_EQ(uint64_t(doc["conn"]), 42u);

@@ -15,10 +15,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <simdjson.h>
+
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -638,6 +642,69 @@ TEST(Proxy, GivesTheCountBackWhenTheUpstreamAnswers5xx) {
   EXPECT_NE(third.body.find("rate_limited"), std::string::npos) << third.body;
   EXPECT_EQ(up.requests(), 2);
   close(fd);
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(Proxy, WritesOneAuditLinePerMessageWithTheDecisionTheClientSaw) {
+  scripted_upstream up(answer_json);
+  policy::counter_store counters;
+  auto doc = std::make_shared<const policy::document>(policy::parse_document(
+      R"({"clear_session":{"deny_if":[{"conditions":[],"on_deny":"Blocked by default. Requires approval."}]}})",
+      "seed.json"));
+  auto gate = std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+  std::string path = ::testing::TempDir() + "proxy_audit.log";
+  std::remove(path.c_str());
+  {
+    gateway gw(
+        up.port(), 2,
+        [&](proxy_config& c) {
+          c.audit.file = core::log_file::open(path).file;
+          c.audit.arguments = arguments_mode::keys;
+        },
+        gate);
+    int fd = connect_to(gw.port());
+    // allowed
+    EXPECT_EQ(round_trip(fd, post(call_body)).head.substr(0, 15), "HTTP/1.1 200 OK");
+    // denied by policy
+    message denied = round_trip(
+        fd,
+        post(
+            R"({"jsonrpc":"2.0","id":"d1","method":"tools/call","params":{"name":"clear_session","arguments":{}}})"));
+    EXPECT_NE(denied.body.find("[POLICY DENIED]"), std::string::npos);
+    // invalid JSON
+    EXPECT_EQ(round_trip(fd, post("{nope")).head.substr(0, 12), "HTTP/1.1 400");
+    // a notification, forwarded
+    round_trip(fd, post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})"));
+    close(fd);
+  }  // the gateway drains, and the audit log is flushed before the shards end
+  std::vector<std::string> lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 4u);
+  simdjson::dom::parser parser;
+  auto field = [&](const std::string& line, const char* key) {
+    simdjson::dom::element doc = parser.parse(line);
+    simdjson::dom::element v = doc[key];
+    return v.is_null() ? std::string("null") : simdjson::minify(v);
+  };
+  EXPECT_EQ(field(lines[0], "decision"), R"("allowed")");
+  EXPECT_EQ(field(lines[0], "id"), "41");
+  EXPECT_EQ(field(lines[0], "tool"), R"("echo")");
+  EXPECT_EQ(field(lines[0], "upstream_status"), "200");
+  EXPECT_EQ(field(lines[0], "identity"), R"("anonymous")");
+  EXPECT_EQ(field(lines[0], "args"), R"({"keys":["x"]})");
+  EXPECT_EQ(field(lines[1], "decision"), R"("denied")");
+  EXPECT_EQ(field(lines[1], "id"), R"("d1")");
+  EXPECT_EQ(field(lines[1], "rule"), R"("tools.clear_session.deny_if[0]")");
+  EXPECT_EQ(lines[1].find("upstream_status"), std::string::npos) << "never forwarded";
+  EXPECT_EQ(field(lines[2], "decision"), R"("invalid")");
+  EXPECT_EQ(field(lines[3], "method"), R"("notifications/initialized")");
+  EXPECT_EQ(field(lines[3], "id"), "null");
+  EXPECT_EQ(up.requests(), 2);
 }
 
 }  // namespace

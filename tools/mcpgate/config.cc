@@ -95,6 +95,62 @@ void load_limits(const reader& r, element e, net::proxy_config& w) {
   }
 }
 
+void load_audit(const reader& r, element e, gateway_settings& s) {
+  if (e.is_string()) {
+    s.audit = r.get_string(e, "$.audit");
+    return;
+  }
+  if (!e.is_object())
+    r.fail("$.audit",
+           "expected a path or an object {\"path\", \"arguments\", \"fsync\", "
+           "\"on_failure\", \"flush_interval_ms\"}, got " +
+               type_name(e.type()));
+  auto& a = s.wire.audit;
+  simdjson::dom::object audit = e.get_object().value_unsafe();
+  for (auto [key_view, value] : audit) {
+    std::string key(key_view);
+    std::string path = "$.audit." + key;
+    if (key == "path") {
+      s.audit = r.get_string(value, path);
+    } else if (key == "arguments") {
+      std::string v = r.get_string(value, path);
+      if (v == "none")
+        a.arguments = net::arguments_mode::none;
+      else if (v == "keys")
+        a.arguments = net::arguments_mode::keys;
+      else if (v == "hash")
+        a.arguments = net::arguments_mode::hash;
+      else if (v == "full")
+        a.arguments = net::arguments_mode::full;
+      else
+        r.fail(path, "expected \"none\", \"keys\", \"hash\" or \"full\", got \"" + v + "\"");
+    } else if (key == "fsync") {
+      std::string v = r.get_string(value, path);
+      if (v == "none")
+        a.writer.fsync = core::fsync_mode::none;
+      else if (v == "interval")
+        a.writer.fsync = core::fsync_mode::interval;
+      else if (v == "always")
+        a.writer.fsync = core::fsync_mode::always;
+      else
+        r.fail(path, "expected \"none\", \"interval\" or \"always\", got \"" + v + "\"");
+    } else if (key == "on_failure") {
+      std::string v = r.get_string(value, path);
+      if (v == "fail_open")
+        a.writer.on_failure = core::failure_policy::fail_open;
+      else if (v == "fail_closed")
+        a.writer.on_failure = core::failure_policy::fail_closed;
+      else
+        r.fail(path, "expected \"fail_open\" or \"fail_closed\", got \"" + v + "\"");
+    } else if (key == "flush_interval_ms") {
+      a.writer.flush_interval_ns = r.get_positive(value, path) * 1'000'000;
+    } else {
+      r.fail(path, "unknown key (known: path, arguments, fsync, on_failure, flush_interval_ms)");
+    }
+  }
+  if (s.audit.empty()) r.fail("$.audit.path", "missing: the audit object needs a path");
+}
+
 }  // namespace
 
 void load_config_file(const std::string& file, gateway_settings& s) {
@@ -124,7 +180,7 @@ void load_config_file(const std::string& file, gateway_settings& s) {
     else if (key == "policy")
       s.policy = r.get_string(value, path);
     else if (key == "audit")
-      s.audit = r.get_string(value, path);
+      load_audit(r, value, s);
     else if (key == "admin")
       s.admin = r.get_string(value, path);
     else if (key == "deny_as") {

@@ -22,7 +22,7 @@ struct gateway_settings {
   unsigned shards = 0;  // 0: one per online CPU
   std::string path;     // empty: the upstream URL's path
   std::string policy;
-  std::string audit;
+  std::string audit;  // the audit log path; "-" is stdout
   std::string admin;
   std::string config_file;      // where the settings came from, for messages
   std::string base_dir;         // policy paths resolve relative to the config file

@@ -101,8 +101,14 @@ int run(const tools::gateway_settings& settings) {
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  if (!settings.audit.empty())
-    return fail("--audit: the audit log is not available in this build yet; remove the flag");
+  std::shared_ptr<core::log_file> audit_file;
+  if (!settings.audit.empty()) {
+    core::log_file::open_result opened = core::log_file::open(settings.audit);
+    if (!opened.file) return fail("--audit: " + opened.error);
+    audit_file = opened.file;
+    auto w = std::const_pointer_cast<net::proxy_config>(wire);
+    w->audit.file = audit_file;
+  }
   if (!settings.admin.empty())
     return fail("--admin: the admin listener is not available in this build yet; remove the flag");
 
@@ -166,6 +172,24 @@ int run(const tools::gateway_settings& settings) {
       continue;
     }
     if (sig == SIGHUP) {
+      // logrotate: the audit log is reopened by path; the shards switch at a line boundary.
+      if (audit_file) {
+        core::log_file::open_result reopened = audit_file->reopen();
+        if (!reopened.file) {
+          std::fprintf(
+              stderr,
+              "mcpgate: SIGHUP: cannot reopen the audit log, still writing to the old file: %s\n",
+              reopened.error.c_str());
+        } else {
+          audit_file = reopened.file;
+          for (unsigned i = 0; i < shards; ++i) {
+            core::message m;
+            m.kind = static_cast<uint32_t>(net::shard_message::reopen_audit);
+            m.ptr = new std::shared_ptr<core::log_file>(audit_file);
+            while (!group.inbox(i).post(shards, m)) sched_yield();
+          }
+        }
+      }
       // Re-read the config file and every policy; an invalid file leaves the old rules in force.
       try {
         tools::gateway_settings fresh = reread(settings);
