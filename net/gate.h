@@ -8,6 +8,7 @@
 #include "net/audit_record.h"
 #include "net/http_parser.h"
 #include "net/jsonrpc.h"
+#include "net/metrics.h"
 
 namespace mcpgate::net {
 
@@ -60,6 +61,9 @@ enum class filter_result : uint8_t { unchanged, replaced, invalid };
 // The settings behind every shard's gate; immutable, swapped whole on reload.
 struct gate_config {
   virtual ~gate_config() = default;
+  // Metric label ids for tool and grant names (bounded tables; see net/metrics.h). Null: the
+  // metrics count every tool and grant as "other".
+  std::shared_ptr<const metric_labels> labels;
 };
 
 // The decision point on the request path, one per shard (not thread-safe). The proxy calls

@@ -140,7 +140,8 @@ struct proxy_shard::client_conn {
   uint64_t bytes_out = 0;
   std::string audit_heads;
   std::vector<uint32_t> audit_ends;
-  std::unique_ptr<gate_ticket> ticket;  // made by the gate once per connection
+  std::vector<std::pair<label_id, label_id>> metric_ids;  // per message: method, tool
+  std::unique_ptr<gate_ticket> ticket;                    // made by the gate once per connection
 
   // The exchange with the upstream.
   uint32_t up_slot = no_slot;
@@ -190,14 +191,17 @@ struct proxy_shard::upstream_conn {
 };
 
 proxy_shard::proxy_shard(std::shared_ptr<const proxy_config> config,
-                         std::shared_ptr<const gate_config> gate, int listen_fd, shard_stats& stats)
+                         std::shared_ptr<const gate_config> gate, int listen_fd, shard_stats& stats,
+                         metrics_registry* metrics)
     : config_(std::move(config)),
       gate_config_(std::move(gate)),
       listen_fd_(listen_fd),
       stats_(stats),
+      registry_(metrics),
       extractor_(config_->jsonrpc) {}
 
 proxy_shard::~proxy_shard() {
+  if (registry_ && audit_ && reactor_) registry_->attach_audit(reactor_->id(), nullptr);
   for (auto& c : clients_)
     if (c && c->fd >= 0) ::close(c->fd);
   for (auto& u : upstreams_)
@@ -335,6 +339,7 @@ void proxy_shard::on_accept(const io_uring_cqe& cqe) {
       ++open_clients_;
       stats_.connections_accepted.add();
       stats_.connections_open.add();
+      if (metrics_) metrics_->connection_opened();
       arm_client_recv(c);
     }
   } else if (cqe.res != -ECANCELED && cqe.res != -EAGAIN && cqe.res != -EINTR) {
@@ -444,7 +449,7 @@ void proxy_shard::close_client(client_conn& c) {
     }
     c.ticket->completed(0, true);
     c.up_slot = no_slot;
-    audit_finish(c, call_decision::allowed, false, true, 0);  // the client left first
+    record_finish(c, call_decision::allowed, false, true, 0);  // the client left first
   }
   c.st = client_conn::state::closing;
   if (c.pending > 0) cancel_fd(c.fd);
@@ -468,6 +473,7 @@ void proxy_shard::release_client(client_conn& c) {
   free_clients_.push_back(c.slot);
   --open_clients_;
   stats_.connections_open.sub();
+  if (metrics_) metrics_->connection_closed();
 }
 
 void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_headers,
@@ -494,8 +500,8 @@ void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_
   out += "\r\n";
   out += body;
   send_client(c, out);
-  if (c.audit_ends.empty()) audit_prepare(c, nullptr);
-  audit_finish(c, decision, use_verdicts, false, 0);
+  if (c.audit_ends.empty() && c.metric_ids.empty()) record_prepare(c, nullptr);
+  record_finish(c, decision, use_verdicts, false, 0);
   if (close_after) {
     c.close_after_send = true;
     c.st = client_conn::state::head;  // no further requests are parsed: see process_client
@@ -520,43 +526,54 @@ void proxy_shard::reply_gateway_error(client_conn& c, int http_status, int code,
                       call_decision::upstream_error);
 }
 
-void proxy_shard::audit_prepare(client_conn& c, const jsonrpc_result* body) {
+void proxy_shard::record_prepare(client_conn& c, const jsonrpc_result* body) {
   c.audit_heads.clear();
   c.audit_ends.clear();
-  if (!audit_) return;
+  c.metric_ids.clear();
+  c.metric_ids.clear();
+  const metric_labels* labels = gate_config_->labels.get();
+  size_t count = body ? body->messages.size() : 1;
   audit_record r;
-  r.realtime_ns = c.started_realtime_ns ? c.started_realtime_ns : realtime_ns();
-  r.shard = reactor_->id();
-  r.conn = c.id;
-  r.req = c.req;
-  if (c.ticket && !c.ticket->identity.empty()) r.identity = c.ticket->identity;
-  if (c.ticket && !c.ticket->grant.empty()) r.grant = c.ticket->grant;
-  if (!c.session_id.empty()) r.session = c.session_id;
-  if (!body) {
-    append_audit_head(c.audit_heads, r, config_->audit.arguments);
-    c.audit_ends.push_back(static_cast<uint32_t>(c.audit_heads.size()));
-    return;
+  if (audit_) {
+    r.realtime_ns = c.started_realtime_ns ? c.started_realtime_ns : realtime_ns();
+    r.shard = reactor_->id();
+    r.conn = c.id;
+    r.req = c.req;
+    if (c.ticket && !c.ticket->identity.empty()) r.identity = c.ticket->identity;
+    if (c.ticket && !c.ticket->grant.empty()) r.grant = c.ticket->grant;
+    if (!c.session_id.empty()) r.session = c.session_id;
   }
-  for (size_t i = 0; i < body->messages.size(); ++i) {
-    const jsonrpc_message& m = body->messages[i];
-    r.method = m.method.empty() ? std::optional<std::string_view>() : m.method;
-    r.id = m.id.empty() ? std::optional<std::string_view>() : m.id;
-    r.tool = m.method == "tools/call" && m.name ? m.name : std::nullopt;
-    r.arguments =
-        m.arguments
-            ? std::optional<raw_arguments>(raw_arguments{m.arguments->data(), m.arguments->size()})
-            : std::nullopt;
-    r.rule = std::nullopt;
-    if (c.ticket && i < c.ticket->verdicts.size() && !c.ticket->verdicts[i].rule.empty())
-      r.rule = c.ticket->verdicts[i].rule;
+  for (size_t i = 0; i < count; ++i) {
+    const jsonrpc_message* m = body ? &body->messages[i] : nullptr;
+    bool is_call = m && m->method == "tools/call" && m->name;
+    if (metrics_) {
+      label_id method = !m                  ? other_label
+                        : m->method.empty() ? response_method
+                                            : method_id(m->method);
+      label_id tool = !is_call ? no_label : labels ? labels->tool_id(*m->name) : other_label;
+      c.metric_ids.emplace_back(method, tool);
+    }
+    if (!audit_) continue;
+    if (m) {
+      r.method = m->method.empty() ? std::optional<std::string_view>() : m->method;
+      r.id = m->id.empty() ? std::optional<std::string_view>() : m->id;
+      r.tool = is_call ? m->name : std::nullopt;
+      r.arguments = m->arguments ? std::optional<raw_arguments>(
+                                       raw_arguments{m->arguments->data(), m->arguments->size()})
+                                 : std::nullopt;
+      r.rule = std::nullopt;
+      if (c.ticket && i < c.ticket->verdicts.size() && !c.ticket->verdicts[i].rule.empty())
+        r.rule = c.ticket->verdicts[i].rule;
+    }
     append_audit_head(c.audit_heads, r, config_->audit.arguments);
     c.audit_ends.push_back(static_cast<uint32_t>(c.audit_heads.size()));
   }
 }
 
-void proxy_shard::audit_finish(client_conn& c, call_decision decision, bool use_verdicts,
-                               bool forwarded, int upstream_status) {
-  if (!audit_ || c.audit_ends.empty()) return;
+void proxy_shard::record_finish(client_conn& c, call_decision decision, bool use_verdicts,
+                                bool forwarded, int upstream_status) {
+  size_t count = std::max(c.audit_ends.size(), c.metric_ids.size());
+  if (count == 0) return;
   int64_t now = reactor_->now_ns();
   audit_record r;
   r.forwarded = forwarded;
@@ -565,19 +582,36 @@ void proxy_shard::audit_finish(client_conn& c, call_decision decision, bool use_
   r.gateway_us = (now - c.started_ns) / 1000 - r.upstream_us;
   r.bytes_in = c.bytes_in;
   r.bytes_out = c.bytes_out;
+  label_id grant = no_label;
+  if (metrics_) {
+    const metric_labels* labels = gate_config_->labels.get();
+    if (c.ticket && !c.ticket->grant.empty())
+      grant = labels ? labels->grant_id(c.ticket->grant) : other_label;
+    metrics_->observe_gateway_us(r.gateway_us);
+    if (forwarded) {
+      metrics_->observe_upstream_us(r.upstream_us);
+      if (upstream_status > 0) metrics_->count_upstream_status(upstream_status);
+    }
+  }
   uint32_t begin = 0;
-  for (size_t i = 0; i < c.audit_ends.size(); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     r.decision = decision;
     if (use_verdicts && c.ticket && i < c.ticket->verdicts.size())
       r.decision = c.ticket->verdicts[i].decision;
-    audit_lines_.append(c.audit_heads, begin, c.audit_ends[i] - begin);
-    append_audit_tail(audit_lines_, r);
-    begin = c.audit_ends[i];
+    if (metrics_ && i < c.metric_ids.size())
+      metrics_->count_request(c.metric_ids[i].first, c.metric_ids[i].second, grant, r.decision);
+    if (i < c.audit_ends.size()) {
+      audit_lines_.append(c.audit_heads, begin, c.audit_ends[i] - begin);
+      append_audit_tail(audit_lines_, r);
+      begin = c.audit_ends[i];
+    }
   }
-  audit_->append(audit_lines_);
+  if (audit_ && !audit_lines_.empty()) audit_->append(audit_lines_);
   audit_lines_.clear();
   c.audit_heads.clear();
   c.audit_ends.clear();
+  c.metric_ids.clear();
+  c.metric_ids.clear();
 }
 
 void proxy_shard::process_client(client_conn& c) {
@@ -632,6 +666,7 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   c.bytes_out = 0;
   c.audit_heads.clear();
   c.audit_ends.clear();
+  c.metric_ids.clear();
   c.method = h.method();
   c.http10 = h.version() == http_version::http_1_0;
   c.keep_alive = h.keep_alive();
@@ -844,15 +879,15 @@ void proxy_shard::handle_request(client_conn& c) {
     request_view view{c.method, c.authorization, c.session_id, c.protocol_version};
     gate_reply denied;
     if (!gate_->decide(view, r, *c.ticket, denied)) {
-      audit_prepare(c, &r);
+      record_prepare(c, &r);
       c.in.consume(consumed);
       reply(c, denied.http_status, denied.extra_headers, denied.content_type, denied.body, false,
             call_decision::denied, true);
       return;
     }
-    audit_prepare(c, &r);
+    record_prepare(c, &r);
   } else {
-    audit_prepare(c, nullptr);
+    record_prepare(c, nullptr);
   }
   if (audit_ && !audit_->healthy() &&
       config_->audit.writer.on_failure == core::failure_policy::fail_closed) {
@@ -1134,7 +1169,10 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
       h += "\r\n";
     }
     used += rh.head_length();
-    if (u.sse) stats_.sse_streams_open.add();
+    if (u.sse) {
+      stats_.sse_streams_open.add();
+      if (metrics_) metrics_->sse_stream_opened();
+    }
     u.deadline_ns = u.sse && config_->sse_idle_timeout_ms > 0
                         ? reactor_->now_ns() + config_->sse_idle_timeout_ms * ms
                         : 0;
@@ -1211,12 +1249,15 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     if (c->out.pending_bytes() > config_->relay_high_water) pause_upstream(u);
     return;
   }
-  if (u.sse) stats_.sse_streams_open.sub();
+  if (u.sse) {
+    stats_.sse_streams_open.sub();
+    if (metrics_) metrics_->sse_stream_closed();
+  }
   stats_.responses_relayed.add();
   u.client_slot = no_slot;
   c->up_slot = no_slot;
   c->ticket->completed(u.status, u.status < 500);
-  audit_finish(*c, call_decision::allowed, false, true, u.status);
+  record_finish(*c, call_decision::allowed, false, true, u.status);
   bool reusable = u.keep_alive && u.in.empty() && !draining_;
   if (reusable)
     release_upstream_to_pool(u);
@@ -1327,6 +1368,14 @@ void proxy_shard::finish_exchange(client_conn& c) {
 
 void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_response) {
   stats_.upstream_errors.add();
+  if (metrics_)
+    metrics_->count_upstream_error(err == ETIMEDOUT ? upstream_error_kind::timeout
+                                   : err == EPROTO  ? upstream_error_kind::protocol
+                                   : err == ECONNREFUSED || !u.head_done
+                                       ? (u.st == upstream_conn::state::connecting
+                                              ? upstream_error_kind::connect
+                                              : upstream_error_kind::reset)
+                                       : upstream_error_kind::reset);
   client_conn* c = client_at(u.client_slot, u.client_gen);
   u.client_slot = no_slot;
   bool nothing_received = !u.head_done && u.in.empty();
@@ -1357,7 +1406,7 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
   }
   // The response had started: end the stream cleanly if its framing allows, else close.
   c->ticket->completed(u.status, true);
-  audit_finish(*c, call_decision::upstream_error, false, true, u.status);
+  record_finish(*c, call_decision::upstream_error, false, true, u.status);
   if (u.framing == body_framing::chunked && !u.dechunk && u.chunks.at_chunk_boundary()) {
     send_client(*c, "0\r\n\r\n");
   }
@@ -1391,7 +1440,10 @@ void proxy_shard::close_upstream(upstream_conn& u) {
       }
     }
   }
-  if (u.head_done && u.sse && u.client_slot != no_slot) stats_.sse_streams_open.sub();
+  if (u.head_done && u.sse && u.client_slot != no_slot) {
+    stats_.sse_streams_open.sub();
+    if (metrics_) metrics_->sse_stream_closed();
+  }
   u.st = upstream_conn::state::closing;
   u.client_slot = no_slot;
   if (u.fd < 0) return;

@@ -31,8 +31,9 @@ enum class shard_message : uint32_t {
 class proxy_shard final : public core::shard_handler {
  public:
   // listen_fd: this shard's listening socket, owned (closed) by the shard from now on.
+  // metrics may be null (no admin listener); the shard writes only its own slot of it.
   proxy_shard(std::shared_ptr<const proxy_config> config, std::shared_ptr<const gate_config> gate,
-              int listen_fd, shard_stats& stats);
+              int listen_fd, shard_stats& stats, metrics_registry* metrics = nullptr);
   ~proxy_shard() override;
 
   void on_start(core::reactor& r) override;
@@ -69,11 +70,13 @@ class proxy_shard final : public core::shard_handler {
                            std::string_view id, bool close_after,
                            call_decision decision = call_decision::invalid);
   void reply_gateway_error(client_conn& c, int http_status, int code, std::string_view message);
-  // Audit: the head of each line is written when the request is decided (body null: one line
-  // for a request without JSON-RPC messages), the tail when the exchange ends.
-  void audit_prepare(client_conn& c, const jsonrpc_result* body);
-  void audit_finish(client_conn& c, call_decision decision, bool use_verdicts, bool forwarded,
-                    int upstream_status);
+  // The record of an exchange (audit lines and request metrics): what is known when the request
+  // is decided is taken then (body null: one record for a request without JSON-RPC messages),
+  // the outcome when the exchange ends. The audit line's head is rendered at the first step, so
+  // nothing has to be copied to wait for the upstream.
+  void record_prepare(client_conn& c, const jsonrpc_result* body);
+  void record_finish(client_conn& c, call_decision decision, bool use_verdicts, bool forwarded,
+                     int upstream_status);
   void close_client(client_conn& c);
   void linger_client(client_conn& c);
   void maybe_release_client(client_conn& c);
@@ -109,6 +112,8 @@ class proxy_shard final : public core::shard_handler {
   uint64_t next_req_ = 0;
   int listen_fd_;
   shard_stats& stats_;
+  metrics_registry* registry_;
+  shard_metrics* metrics_ = nullptr;
   core::reactor* reactor_ = nullptr;
   std::unique_ptr<core::buffer_ring> buffers_;
   jsonrpc_extractor extractor_;

@@ -2,13 +2,19 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "net/policy_gate.h"
 #include "policy/access_config.h"
 #include "policy/document.h"
+#include "policy/identity.h"
+#include "policy/json_writer.h"
 
 namespace mcpgate::tools {
 namespace {
@@ -45,11 +51,76 @@ bool looks_like_config(const std::string& file) {
 }  // namespace
 
 std::shared_ptr<const net::gate_config> load_gate(const gateway_settings& settings,
-                                                  policy::counter_store& counters) {
-  if (settings.policy.empty() && settings.identities_json.empty() && settings.grants_json.empty())
-    return std::make_shared<const net::gate_config>();
-  return std::make_shared<const net::policy_gate_config>(
-      policy::load_access_config(access_source(settings), counters));
+                                                  policy::counter_store& counters,
+                                                  const net::metric_labels* previous) {
+  if (settings.policy.empty() && settings.identities_json.empty() && settings.grants_json.empty()) {
+    auto allow = std::make_shared<net::gate_config>();
+    allow->labels = previous ? previous->with_tools({})
+                             : std::make_shared<const net::metric_labels>(
+                                   std::vector<std::string>{}, std::vector<std::string>{});
+    return allow;
+  }
+  auto access = policy::load_access_config(access_source(settings), counters);
+  std::vector<std::string> tools, grants;
+  std::vector<const policy::grant_policy*> seen;
+  auto add_grant = [&](const policy::grant_policy* g) {
+    if (!g || std::find(seen.begin(), seen.end(), g) != seen.end()) return;
+    seen.push_back(g);
+    grants.push_back(g->name);
+    if (!g->doc) return;
+    for (const auto& [name, rules] : g->doc->tools) tools.push_back(name);
+    for (const std::string& name : g->doc->hide)
+      if (name != "*") tools.push_back(name);
+  };
+  if (access->anonymous()) add_grant(access->anonymous()->grant);
+  for (const auto& id : access->identities()) add_grant(id->grant);
+  auto gate = std::make_shared<net::policy_gate_config>(std::move(access));
+  gate->labels = previous ? previous->with_tools(tools)
+                          : std::make_shared<const net::metric_labels>(tools, grants);
+  return gate;
+}
+
+std::string policy_report(const net::gate_config& gate) {
+  auto* p = dynamic_cast<const net::policy_gate_config*>(&gate);
+  std::string text;
+  std::string body = "{\"grants\":{";
+  if (p) {
+    std::vector<const policy::grant_policy*> seen;
+    auto add = [&](const policy::grant_policy* g) {
+      if (!g || std::find(seen.begin(), seen.end(), g) != seen.end()) return;
+      seen.push_back(g);
+      std::string description = g->mode == policy::grant_policy::kind::no_policy
+                                    ? "no policy: every tools/call is denied\n"
+                                : g->doc ? policy::describe(*g->doc)
+                                         : "no policy anywhere: every call is allowed\n";
+      std::string file_bytes;
+      if (g->doc) {
+        std::ifstream in(g->doc->file, std::ios::binary);
+        file_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }
+      text += g->name + "\n" + file_bytes + "\n";
+      if (seen.size() > 1) body += ',';
+      policy::append_json_string(body, g->name);
+      body += ":{\"file\":";
+      policy::append_json_string(body, g->doc ? g->doc->file : std::string());
+      body += ",\"policy\":";
+      policy::append_json_string(body, description);
+      body += '}';
+    };
+    if (p->access->anonymous()) add(p->access->anonymous()->grant);
+    for (const auto& id : p->access->identities()) add(id->grant);
+  }
+  body += "},\"version\":\"sha256:";
+  std::array<unsigned char, 32> digest = policy::sha256(text);
+  static constexpr char hex[] = "0123456789abcdef";
+  for (unsigned char b : digest) {
+    body += hex[b >> 4];
+    body += hex[b & 15];
+  }
+  body += "\",\"summary\":";
+  policy::append_json_string(body, describe_gate(gate));
+  body += "}";
+  return body;
 }
 
 std::string describe_gate(const net::gate_config& gate) {

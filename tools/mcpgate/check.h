@@ -13,8 +13,15 @@ namespace mcpgate::tools {
 // The gate configuration the settings ask for: the policy gate when a policy, identities or
 // grants are configured, otherwise allow-all. Throws with the file, key path and value of the
 // first error.
+// Metric labels: tool and grant names the policy knows; `previous` (on reload) keeps the ids
+// already handed out.
 std::shared_ptr<const net::gate_config> load_gate(const gateway_settings& settings,
-                                                  policy::counter_store& counters);
+                                                  policy::counter_store& counters,
+                                                  const net::metric_labels* previous = nullptr);
+
+// What GET /admin/policy shows: each grant's policy as `mcpgate check` describes it, and a
+// version hash over the policy files' bytes.
+std::string policy_report(const net::gate_config& gate);
 
 // One line for the start-up banner: which identities and grants are in force, or that every
 // call is allowed.

@@ -12,6 +12,7 @@
 #include <cxxopts.hpp>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,7 +20,9 @@
 #include "core/build_info.h"
 #include "core/ring.h"
 #include "core/shard.h"
+#include "net/admin_server.h"
 #include "net/gate.h"
+#include "net/metrics.h"
 #include "net/policy_gate.h"
 #include "net/proxy.h"
 #include "policy/access_config.h"
@@ -109,8 +112,6 @@ int run(const tools::gateway_settings& settings) {
     auto w = std::const_pointer_cast<net::proxy_config>(wire);
     w->audit.file = audit_file;
   }
-  if (!settings.admin.empty())
-    return fail("--admin: the admin listener is not available in this build yet; remove the flag");
 
   // Counters live as long as the process, so that reloads keep the counts.
   policy::counter_store counters;
@@ -133,6 +134,7 @@ int run(const tools::gateway_settings& settings) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);  // POST /admin/reopen: reopen the audit log only
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -146,10 +148,15 @@ int run(const tools::gateway_settings& settings) {
 
   std::vector<std::unique_ptr<net::shard_stats>> stats;
   for (unsigned i = 0; i < shards; ++i) stats.push_back(std::make_unique<net::shard_stats>());
+  net::metrics_registry metrics(shards, gate->labels);
+
+  // What the admin thread reads; written here on reload, under a control-plane lock.
+  std::mutex report_mu;
+  std::string policy_report = tools::policy_report(*gate);
 
   core::shard_group group(shards, 4096, 10'000'000);
   std::string error = group.start([&](unsigned i) {
-    return std::make_unique<net::proxy_shard>(wire, gate, listeners[i], *stats[i]);
+    return std::make_unique<net::proxy_shard>(wire, gate, listeners[i], *stats[i], &metrics);
   });
   if (!error.empty()) {
     std::fprintf(stderr, "mcpgate: %s\n", error.c_str());
@@ -158,6 +165,50 @@ int run(const tools::gateway_settings& settings) {
   std::string host = wire->listen.host;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   std::fprintf(stderr, "mcpgate: listening on %s:%u\n", host.c_str(), port);
+  std::unique_ptr<net::admin_server> admin;
+  if (!settings.admin.empty()) {
+    net::admin_options options;
+    try {
+      net::endpoint at = net::parse_host_port(settings.admin, "--admin");
+      options.host = at.host;
+      options.port = at.port;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mcpgate: %s\n", e.what());
+      std::_Exit(1);
+    }
+    net::admin_handlers handlers;
+    handlers.metrics = [&metrics] { return metrics.render(); };
+    handlers.ready = [&wire] {
+      net::readiness r;
+      r.listening = true;
+      r.policy_loaded = true;
+      // A plain blocking connect with a short timeout: this is the admin thread, never a shard.
+      const net::endpoint& up = wire->upstream.where;
+      int fd = ::socket(up.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      timeval tv{0, 500'000};
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+      r.upstream_reachable =
+          fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&up.addr), up.addr_len) == 0;
+      if (fd >= 0) ::close(fd);
+      return r;
+    };
+    handlers.policy = [&report_mu, &policy_report] {
+      std::lock_guard lock(report_mu);
+      return policy_report;
+    };
+    handlers.reopen = [] {
+      ::kill(::getpid(), SIGUSR1);  // the control thread reopens, as for SIGHUP
+      return std::string();
+    };
+    net::admin_server::start_result started = net::admin_server::start(options, handlers);
+    if (!started.server) {
+      std::fprintf(stderr, "mcpgate: --admin: %s\n", started.error.c_str());
+      std::_Exit(1);
+    }
+    admin = std::move(started.server);
+    std::fprintf(stderr, "mcpgate: admin listening on %s:%u\n", options.host.c_str(),
+                 admin->port());
+  }
   std::fprintf(stderr, "mcpgate: %u shard%s, upstream %s, %s\n", shards, shards == 1 ? "" : "s",
                settings.upstream.c_str(), tools::describe_gate(*gate).c_str());
   std::fflush(stderr);
@@ -171,7 +222,7 @@ int run(const tools::gateway_settings& settings) {
       counters.sweep_idle_sessions(core::reactor::clock_ns());
       continue;
     }
-    if (sig == SIGHUP) {
+    if (sig == SIGHUP || sig == SIGUSR1) {
       // logrotate: the audit log is reopened by path; the shards switch at a line boundary.
       if (audit_file) {
         core::log_file::open_result reopened = audit_file->reopen();
@@ -190,10 +241,16 @@ int run(const tools::gateway_settings& settings) {
           }
         }
       }
+      if (sig == SIGUSR1) continue;
       // Re-read the config file and every policy; an invalid file leaves the old rules in force.
       try {
         tools::gateway_settings fresh = reread(settings);
-        auto next = tools::load_gate(fresh, counters);
+        auto next = tools::load_gate(fresh, counters, metrics.labels().get());
+        metrics.set_labels(next->labels);
+        {
+          std::lock_guard lock(report_mu);
+          policy_report = tools::policy_report(*next);
+        }
         for (unsigned i = 0; i < shards; ++i) {
           core::message m;
           m.kind = static_cast<uint32_t>(net::shard_message::reload);
@@ -216,6 +273,7 @@ int run(const tools::gateway_settings& settings) {
     m.kind = static_cast<uint32_t>(net::shard_message::drain);
     group.broadcast(m);
     group.join();
+    if (admin) admin->stop();
     std::fprintf(stderr, "mcpgate: drained, exiting\n");
     return 0;
   }
