@@ -217,6 +217,10 @@ void proxy_shard::on_start(core::reactor& r) {
   if (config_->audit.file)
     audit_ = std::make_unique<core::log_writer>(r.io(), config_->audit.file, config_->audit.writer,
                                                 op_audit_base);
+  if (registry_) {
+    metrics_ = &registry_->shard(r.id());
+    if (audit_) registry_->attach_audit(r.id(), &audit_->stats());
+  }
   arm_accept();
 }
 

@@ -244,8 +244,10 @@ class gateway {
       fds.push_back(fd);
     }
     for (unsigned i = 0; i < shards; ++i) stats_.push_back(std::make_unique<shard_stats>());
-    std::string error = group_.start(
-        [&](unsigned i) { return std::make_unique<proxy_shard>(cfg, gate, fds[i], *stats_[i]); });
+    metrics_ = std::make_unique<metrics_registry>(shards, nullptr);
+    std::string error = group_.start([&](unsigned i) {
+      return std::make_unique<proxy_shard>(cfg, gate, fds[i], *stats_[i], metrics_.get());
+    });
     EXPECT_EQ(error, "");
   }
   ~gateway() {
@@ -261,11 +263,13 @@ class gateway {
   void join() { group_.join(); }
   uint16_t port() const { return port_; }
   const shard_stats& stats(unsigned i = 0) const { return *stats_[i]; }
+  std::string metrics_text() const { return metrics_->render(); }
 
  private:
   core::shard_group group_;
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<shard_stats>> stats_;
+  std::unique_ptr<metrics_registry> metrics_;  // the shards have ended (~gateway) before it goes
 };
 
 std::string post(std::string_view body, std::string_view extra_headers = {}) {
@@ -682,6 +686,13 @@ TEST(Proxy, WritesOneAuditLinePerMessageWithTheDecisionTheClientSaw) {
     // a notification, forwarded
     round_trip(fd, post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})"));
     close(fd);
+    std::string text = gw.metrics_text();
+    EXPECT_NE(text.find(R"(mcpgate_requests_total{method="tools/call",decision="allowed"} 1)"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find(R"(mcpgate_requests_total{method="tools/call",decision="denied"} 1)"),
+              std::string::npos);
+    EXPECT_NE(text.find(R"(mcpgate_upstream_responses_total{class="2xx"} 2)"), std::string::npos);
   }  // the gateway drains, and the audit log is flushed before the shards end
   std::vector<std::string> lines = read_lines(path);
   ASSERT_EQ(lines.size(), 4u);
