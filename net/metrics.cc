@@ -197,8 +197,17 @@ void shard_metrics::count_upstream_error(upstream_error_kind kind) {
   upstream_errors_[static_cast<size_t>(kind)].add();
 }
 
+namespace {
+// No labels yet: every tool and grant counts as "other".
+std::shared_ptr<const metric_labels> or_empty(std::shared_ptr<const metric_labels> labels) {
+  return labels ? std::move(labels)
+                : std::make_shared<const metric_labels>(std::vector<std::string>{},
+                                                        std::vector<std::string>{});
+}
+}  // namespace
+
 metrics_registry::metrics_registry(unsigned shards, std::shared_ptr<const metric_labels> labels)
-    : labels_(std::move(labels)) {
+    : labels_(or_empty(std::move(labels))) {
   for (unsigned i = 0; i < shards; ++i) {
     shards_.push_back(std::make_unique<shard_metrics>());
     audit_.push_back(std::make_unique<std::atomic<const core::log_writer_stats*>>(nullptr));
@@ -207,7 +216,7 @@ metrics_registry::metrics_registry(unsigned shards, std::shared_ptr<const metric
 
 void metrics_registry::set_labels(std::shared_ptr<const metric_labels> labels) {
   std::lock_guard lock(labels_mu_);
-  labels_ = std::move(labels);
+  labels_ = or_empty(std::move(labels));
 }
 
 std::shared_ptr<const metric_labels> metrics_registry::labels() const {
