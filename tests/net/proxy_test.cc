@@ -718,5 +718,78 @@ TEST(Proxy, WritesOneAuditLinePerMessageWithTheDecisionTheClientSaw) {
   EXPECT_EQ(up.requests(), 2);
 }
 
+TEST(Proxy, LeavesExactlyOneMatchingAuditLineForEachOf200000CallsAt64Connections) {
+  constexpr int clients = 64;
+  constexpr int per_client = 3125;  // 200,000 calls; every fourth is denied by the policy
+  scripted_upstream up(answer_json);
+  policy::counter_store counters;
+  auto doc = std::make_shared<const policy::document>(policy::parse_document(
+      R"({"clear_session":{"deny_if":[{"conditions":[],"on_deny":"Blocked by default. Requires approval."}]}})",
+      "seed.json"));
+  auto gate = std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+  std::string path = ::testing::TempDir() + "proxy_audit_load.log";
+  std::remove(path.c_str());
+  std::atomic<int> mismatches{0};
+  {
+    gateway gw(
+        up.port(), 2,
+        [&](proxy_config& c) {
+          c.audit.file = core::log_file::open(path).file;
+          c.audit.arguments = arguments_mode::hash;
+          c.max_idle_upstreams = clients;
+        },
+        gate);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t) {
+      threads.emplace_back([&, t] {
+        int fd = connect_to(gw.port());
+        std::string buf;
+        for (int i = 0; i < per_client; ++i) {
+          int id = t * per_client + i;
+          bool deny = id % 4 == 0;
+          std::string body = R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
+                             R"(,"method":"tools/call","params":{"name":")" +
+                             (deny ? "clear_session" : "echo") + R"(","arguments":{"n":1}}})";
+          send_all(fd, post(body));
+          if (!read_until(fd, buf,
+                          [](const std::string& b) { return parse_message(b).complete; })) {
+            ++mismatches;
+            break;
+          }
+          message m = parse_message(buf);
+          buf.erase(0, m.total);
+          bool saw_denial = m.body.find("[POLICY DENIED]") != std::string::npos;
+          if (saw_denial != deny) ++mismatches;
+        }
+        close(fd);
+      });
+    }
+    for (auto& th : threads) th.join();
+  }  // drain: every audit line is written before the shards end
+  EXPECT_EQ(mismatches.load(), 0);
+  std::vector<std::string> lines = read_lines(path);
+  ASSERT_EQ(lines.size(), size_t{clients} * per_client);
+  std::vector<uint8_t> seen(size_t{clients} * per_client, 0);
+  simdjson::dom::parser parser;
+  int wrong = 0;
+  for (const std::string& line : lines) {
+    simdjson::dom::element doc;
+    if (parser.parse(line).get(doc)) {
+      ++wrong;
+      continue;
+    }
+    int64_t id = doc["id"].get_int64().value_unsafe();
+    std::string_view decision = doc["decision"].get_string().value_unsafe();
+    if (id < 0 || id >= int64_t(seen.size()) || seen[size_t(id)]++) {
+      ++wrong;
+      continue;
+    }
+    if (decision != (id % 4 == 0 ? "denied" : "allowed")) ++wrong;
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long(seen.size()));
+  EXPECT_EQ(up.requests(), clients * per_client / 4 * 3);
+}
+
 }  // namespace
 }  // namespace mcpgate::net
