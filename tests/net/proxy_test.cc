@@ -19,8 +19,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -789,6 +791,109 @@ TEST(Proxy, LeavesExactlyOneMatchingAuditLineForEachOf200000CallsAt64Connections
   EXPECT_EQ(wrong, 0);
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long(seen.size()));
   EXPECT_EQ(up.requests(), clients * per_client / 4 * 3);
+}
+
+// A tmpfs of 256 KiB, mostly filled by a ballast file, so the audit log runs out of space
+// after a few hundred lines. Needs root (tests run as root here and in CI); skips otherwise.
+class full_disk {
+ public:
+  full_disk() : dir_(::testing::TempDir() + "mcpgate-full-" + std::to_string(getpid())) {
+    std::string mkdir = "mkdir -p " + dir_;
+    std::string mount = "mount -t tmpfs -o size=256k tmpfs " + dir_ + " 2>/dev/null";
+    mounted_ = std::system(mkdir.c_str()) == 0 && std::system(mount.c_str()) == 0;
+    if (!mounted_) return;
+    std::ofstream ballast(dir_ + "/ballast", std::ios::binary);
+    std::string block(1024, 'x');
+    for (int i = 0; i < 224; ++i) ballast << block;
+  }
+  ~full_disk() {
+    if (mounted_) std::system(("umount " + dir_ + " && rmdir " + dir_).c_str());
+  }
+  bool mounted() const { return mounted_; }
+  std::string log_path() const { return dir_ + "/audit.log"; }
+  void free_space() { std::remove((dir_ + "/ballast").c_str()); }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
+
+void check_full_disk(core::failure_policy on_failure) {
+  full_disk disk;
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs (not root?)";
+  scripted_upstream up(answer_json);
+  std::vector<int64_t> answered;  // ids the client saw answered 200 by the upstream
+  bool refused = false;
+  std::string text;
+  std::vector<std::string> lines;
+  {
+    gateway gw(up.port(), 1, [&](proxy_config& c) {
+      c.audit.file = core::log_file::open(disk.log_path()).file;
+      c.audit.arguments = arguments_mode::full;
+      c.audit.writer.on_failure = on_failure;
+      c.audit.writer.flush_interval_ns = 5'000'000;
+      c.audit.writer.retry_interval_ns = 5'000'000;
+    });
+    int fd = connect_to(gw.port());
+    std::string padding(400, 'p');  // about 600 bytes a line: the disk fills within ~60 calls
+    auto call = [&](int64_t id) {
+      return round_trip(
+          fd, post(R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
+                   R"(,"method":"tools/call","params":{"name":"echo","arguments":{"p":")" +
+                   padding + R"("}}})"));
+    };
+    int64_t id = 0;
+    auto end = std::chrono::steady_clock::now() + deadline;
+    // Until the writer reports the failure (fail_closed: calls refused) or, for fail_open, past
+    // the point where the disk is full (32 KiB free hold about 50 lines; 100 lines, 64 KiB, fit
+    // once the ballast is gone).
+    while (std::chrono::steady_clock::now() < end && id < 100) {
+      message m = call(++id);
+      if (m.head.substr(0, 12) == "HTTP/1.1 503") {
+        EXPECT_NE(m.body.find("-32060"), std::string::npos) << m.body;
+        refused = true;
+        break;
+      }
+      if (m.head.substr(0, 15) == "HTTP/1.1 200 OK") answered.push_back(id);
+    }
+    disk.free_space();
+    // Writing works again: calls are served and the held lines are written.
+    bool served = false;
+    while (!served && std::chrono::steady_clock::now() < end) {
+      message m = call(++id);
+      served = m.head.substr(0, 15) == "HTTP/1.1 200 OK";
+      if (served) answered.push_back(id);
+    }
+    EXPECT_TRUE(served);
+    close(fd);
+    text = gw.metrics_text();
+  }
+  lines = read_lines(disk.log_path());
+  if (on_failure == core::failure_policy::fail_closed)
+    EXPECT_TRUE(refused) << "a full disk must stop calls under fail_closed";
+  else
+    EXPECT_FALSE(refused) << "fail_open keeps serving";
+  // The disk did fill: the writer counted failed writes.
+  size_t at = text.find("\nmcpgate_audit_failures_total ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GT(std::stoull(text.substr(at + 30)), 0u) << text.substr(at, 60);
+  // Every call the client saw served has its line, whole, exactly once.
+  simdjson::dom::parser parser;
+  std::map<int64_t, int> count;
+  for (const std::string& line : lines) {
+    simdjson::dom::element doc;
+    ASSERT_FALSE(parser.parse(line).get(doc)) << "torn line: " << line;
+    count[doc["id"].get_int64().value_unsafe()]++;
+  }
+  for (int64_t id : answered) EXPECT_EQ(count[id], 1) << "id " << id;
+}
+
+TEST(Proxy, FailClosedRefusesCallsWhileTheAuditDiskIsFullAndLosesNoLine) {
+  check_full_disk(core::failure_policy::fail_closed);
+}
+
+TEST(Proxy, FailOpenKeepsServingWhileTheAuditDiskIsFullAndLosesNoLine) {
+  check_full_disk(core::failure_policy::fail_open);
 }
 
 }  // namespace
