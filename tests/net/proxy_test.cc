@@ -695,6 +695,10 @@ TEST(Proxy, WritesOneAuditLinePerMessageWithTheDecisionTheClientSaw) {
     EXPECT_NE(text.find(R"(mcpgate_requests_total{method="tools/call",decision="denied"} 1)"),
               std::string::npos);
     EXPECT_NE(text.find(R"(mcpgate_upstream_responses_total{class="2xx"} 2)"), std::string::npos);
+    // And the exposition passes Prometheus' own checker.
+    std::string file = ::testing::TempDir() + "proxy_metrics.txt";
+    std::ofstream(file) << text;
+    EXPECT_EQ(std::system(("promtool check metrics < " + file + " >/dev/null").c_str()), 0);
   }  // the gateway drains, and the audit log is flushed before the shards end
   std::vector<std::string> lines = read_lines(path);
   ASSERT_EQ(lines.size(), 4u);
