@@ -1,5 +1,7 @@
 #include "net/audit_record.h"
 
+#include "policy/json_writer.h"
+
 #include <openssl/evp.h>
 
 #include <simdjson.h>
@@ -43,34 +45,12 @@ void append_string_or_null(std::string& out, const std::optional<std::string_vie
     return;
   }
   out += '"';
-  append_json_string_contents(out, *s);
+  policy::append_json_string_contents(out, *s);
   out += '"';
 }
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0 when the byte there does not start
 // one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char b0 = byte(i);
-  size_t left = s.size() - i;
-  auto cont = [&](size_t k) { return (byte(i + k) & 0xc0) == 0x80; };
-  if (b0 >= 0xc2 && b0 <= 0xdf) return left >= 2 && cont(1) ? 2 : 0;
-  if (b0 >= 0xe0 && b0 <= 0xef) {
-    if (left < 3 || !cont(1) || !cont(2)) return 0;
-    unsigned char b1 = byte(i + 1);
-    if (b0 == 0xe0 && b1 < 0xa0) return 0;  // overlong
-    if (b0 == 0xed && b1 > 0x9f) return 0;  // surrogate
-    return 3;
-  }
-  if (b0 >= 0xf0 && b0 <= 0xf4) {
-    if (left < 4 || !cont(1) || !cont(2) || !cont(3)) return 0;
-    unsigned char b1 = byte(i + 1);
-    if (b0 == 0xf0 && b1 < 0x90) return 0;  // overlong
-    if (b0 == 0xf4 && b1 > 0x8f) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
 
 // One parser per thread: a shard formats its own lines, and the parser's buffers, once grown,
 // are reused for every later line instead of being allocated per call.
@@ -98,7 +78,7 @@ bool append_argument_keys(std::string& out, const raw_arguments& args) {
     if (!first) out += ',';
     first = false;
     out += '"';
-    append_json_string_contents(out, key);
+    policy::append_json_string_contents(out, key);
     out += '"';
   }
   out += ']';
@@ -186,56 +166,6 @@ std::string_view call_decision_name(call_decision d) {
       return "upstream_error";
   }
   return "invalid";
-}
-
-void append_json_string_contents(std::string& out, std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    // Copy the longest run that needs no escaping in one append.
-    size_t run = i;
-    while (run < s.size()) {
-      unsigned char u = static_cast<unsigned char>(s[run]);
-      if (u < 0x20 || u == '"' || u == '\\' || u >= 0x80) break;
-      ++run;
-    }
-    out.append(s.data() + i, run - i);
-    i = run;
-    if (i == s.size()) break;
-    unsigned char u = static_cast<unsigned char>(s[i]);
-    if (u >= 0x80) {
-      size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.data() + i, n);
-        i += n;
-      }
-      continue;
-    }
-    switch (u) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += "\\u00";
-        out += hex_digits[u >> 4];
-        out += hex_digits[u & 15];
-    }
-    ++i;
-  }
 }
 
 void append_rfc3339_micros(std::string& out, int64_t realtime_ns) {

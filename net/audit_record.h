@@ -84,8 +84,4 @@ void append_audit_tail(std::string& out, const audit_record& record);
 // RFC 3339 in UTC with microseconds: "2026-11-25T16:02:43.123456Z".
 void append_rfc3339_micros(std::string& out, int64_t realtime_ns);
 
-// Appends s as the contents of a JSON string (no quotes): RFC 8259 escapes, control bytes as
-// \u00XX, and each invalid UTF-8 byte as \ufffd, so any input yields valid JSON.
-void append_json_string_contents(std::string& out, std::string_view s);
-
 }  // namespace mcpgate::net

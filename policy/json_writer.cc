@@ -35,24 +35,33 @@ size_t utf8_sequence_length(std::string_view text, size_t i) {
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view text) {
+void append_json_string_contents(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
   size_t i = 0;
-  while (i < text.size()) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      size_t n = utf8_sequence_length(text, i);
+  while (i < s.size()) {
+    // Copy the longest run that needs no escaping in one append.
+    size_t run = i;
+    while (run < s.size()) {
+      unsigned char u = static_cast<unsigned char>(s[run]);
+      if (u < 0x20 || u == '"' || u == '\\' || u >= 0x80) break;
+      ++run;
+    }
+    out.append(s.data() + i, run - i);
+    i = run;
+    if (i == s.size()) break;
+    unsigned char u = static_cast<unsigned char>(s[i]);
+    if (u >= 0x80) {
+      size_t n = utf8_sequence_length(s, i);
       if (n == 0) {
-        out += "\xEF\xBF\xBD";
+        out += "\\ufffd";
         ++i;
       } else {
-        out.append(text.substr(i, n));
+        out.append(s.data() + i, n);
         i += n;
       }
       continue;
     }
-    switch (c) {
+    switch (u) {
       case '"':
         out += "\\\"";
         break;
@@ -69,16 +78,17 @@ void append_json_string(std::string& out, std::string_view text) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20 || c == 0x7F) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+        out += "\\u00";
+        out += kHex[u >> 4];
+        out += kHex[u & 15];
     }
     ++i;
   }
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  out.push_back('"');
+  append_json_string_contents(out, text);
   out.push_back('"');
 }
 

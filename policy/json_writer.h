@@ -14,6 +14,10 @@ namespace mcpgate::policy {
 // invalid UTF-8 is replaced by U+FFFD so the output is always valid JSON text).
 void append_json_string(std::string& out, std::string_view text);
 
+// The same without the quotes: control bytes as \u00XX, '"' and '\\' escaped, each invalid
+// UTF-8 byte as \ufffd, valid UTF-8 copied. Unescaped runs are appended whole.
+void append_json_string_contents(std::string& out, std::string_view text);
+
 void append_json_int(std::string& out, int64_t value);
 
 }  // namespace mcpgate::policy
