@@ -797,6 +797,85 @@ TEST(Proxy, LeavesExactlyOneMatchingAuditLineForEachOf200000CallsAt64Connections
   EXPECT_EQ(up.requests(), clients * per_client / 4 * 3);
 }
 
+// The seed policy's deny rule in front of the scripted upstream: what hostile clients face.
+std::shared_ptr<const gate_config> deny_clear_session(policy::counter_store& counters) {
+  auto doc = std::make_shared<const policy::document>(policy::parse_document(
+      R"({"clear_session":{"deny_if":[{"conditions":[],"on_deny":"Blocked by default. Requires approval."}]}})",
+      "seed.json"));
+  return std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+}
+
+TEST(ProxyHostile, DecidesOnTheUnescapedToolNameAndMethod) {
+  scripted_upstream up(answer_json);
+  policy::counter_store counters;
+  gateway gw(up.port(), 1, {}, deny_clear_session(counters));
+  int fd = connect_to(gw.port());
+  message m = round_trip(
+      fd,
+      post(
+          R"({"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"clear\u005fsession","arguments":{}}})"));
+  EXPECT_NE(m.body.find("[POLICY DENIED] Blocked by default. Requires approval."),
+            std::string::npos)
+      << m.body;
+  EXPECT_EQ(up.requests(), 0);
+  close(fd);
+}
+
+TEST(ProxyHostile, RejectsADuplicateNameThatAnUpstreamCouldReadDifferently) {
+  scripted_upstream up(answer_json);
+  policy::counter_store counters;
+  gateway gw(up.port(), 1, {}, deny_clear_session(counters));
+  int fd = connect_to(gw.port());
+  message m = round_trip(
+      fd,
+      post(
+          R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"clear_session"}})"));
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 400");
+  EXPECT_NE(m.body.find("-32600"), std::string::npos) << m.body;
+  EXPECT_EQ(up.requests(), 0);
+  close(fd);
+}
+
+TEST(ProxyHostile, AnswersAnMcpMethodHeaderThatDisagreesWithTheBodyWith400And32020) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(call_body,
+                                  "MCP-Protocol-Version: 2026-07-28\r\n"
+                                  "Mcp-Method: tools/list\r\n"));
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 400");
+  EXPECT_NE(m.body.find("-32020"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find(R"("id":41)"), std::string::npos) << m.body;
+  message name = round_trip(fd, post(call_body, "Mcp-Method: tools/call\r\nMcp-Name: other\r\n"));
+  EXPECT_NE(name.body.find("-32020"), std::string::npos) << name.body;
+  message agree = round_trip(fd, post(call_body, "Mcp-Method: tools/call\r\nMcp-Name: echo\r\n"));
+  EXPECT_EQ(agree.head.substr(0, 15), "HTTP/1.1 200 OK");
+  EXPECT_EQ(up.requests(), 1);
+  close(fd);
+}
+
+TEST(ProxyHostile, DeniesTheSecondOfTwoPipelinedRequestsInOneSegment) {
+  scripted_upstream up(answer_json);
+  policy::counter_store counters;
+  gateway gw(up.port(), 1, {}, deny_clear_session(counters));
+  int fd = connect_to(gw.port());
+  send_all(
+      fd,
+      post(call_body) +
+          post(
+              R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"clear_session"}})"));
+  std::string buf;
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+  message first = parse_message(buf);
+  buf.erase(0, first.total);
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+  message second = parse_message(buf);
+  EXPECT_EQ(first.body.find("POLICY DENIED"), std::string::npos);
+  EXPECT_NE(second.body.find("[POLICY DENIED]"), std::string::npos) << second.body;
+  EXPECT_EQ(up.requests(), 1);
+  close(fd);
+}
+
 // A tmpfs of 256 KiB, mostly filled by a ballast file, so the audit log runs out of space
 // after a few hundred lines. Needs root (tests run as root here and in CI); skips otherwise.
 class full_disk {
