@@ -519,9 +519,9 @@ void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_
 void proxy_shard::reply_jsonrpc_error(client_conn& c, int http_status, int code,
                                       std::string_view message, std::string_view id,
                                       bool close_after, call_decision decision) {
-  std::string body;
-  append_jsonrpc_error(body, id, code, message);
-  reply(c, http_status, {}, "application/json", body, close_after, decision);
+  error_body_.clear();
+  append_jsonrpc_error(error_body_, id, code, message);
+  reply(c, http_status, {}, "application/json", error_body_, close_after, decision);
 }
 
 void proxy_shard::reply_gateway_error(client_conn& c, int http_status, int code,

@@ -117,7 +117,8 @@ class proxy_shard final : public core::shard_handler {
   core::reactor* reactor_ = nullptr;
   std::unique_ptr<core::buffer_ring> buffers_;
   jsonrpc_extractor extractor_;
-  std::string reply_scratch_;
+  std::string reply_scratch_;  // a whole reply the gateway makes
+  std::string error_body_;     // the JSON-RPC error body inside it; both reused, never per request
 
   std::vector<std::unique_ptr<client_conn>> clients_;
   std::vector<uint32_t> free_clients_;
