@@ -657,13 +657,18 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
-TEST(Proxy, WritesOneAuditLinePerMessageWithTheDecisionTheClientSaw) {
-  scripted_upstream up(answer_json);
-  policy::counter_store counters;
+// The seed policy's deny rule in front of the scripted upstream: what hostile clients face.
+std::shared_ptr<const gate_config> deny_clear_session(policy::counter_store& counters) {
   auto doc = std::make_shared<const policy::document>(policy::parse_document(
       R"({"clear_session":{"deny_if":[{"conditions":[],"on_deny":"Blocked by default. Requires approval."}]}})",
       "seed.json"));
-  auto gate = std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+  return std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+}
+
+TEST(Proxy, WritesOneAuditLinePerMessageWithTheDecisionTheClientSaw) {
+  scripted_upstream up(answer_json);
+  policy::counter_store counters;
+  auto gate = deny_clear_session(counters);
   std::string path = ::testing::TempDir() + "proxy_audit.log";
   std::remove(path.c_str());
   {
@@ -729,10 +734,7 @@ TEST(Proxy, LeavesExactlyOneMatchingAuditLineForEachOf200000CallsAt64Connections
   constexpr int per_client = 3125;  // 200,000 calls; every fourth is denied by the policy
   scripted_upstream up(answer_json);
   policy::counter_store counters;
-  auto doc = std::make_shared<const policy::document>(policy::parse_document(
-      R"({"clear_session":{"deny_if":[{"conditions":[],"on_deny":"Blocked by default. Requires approval."}]}})",
-      "seed.json"));
-  auto gate = std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+  auto gate = deny_clear_session(counters);
   std::string path = ::testing::TempDir() + "proxy_audit_load.log";
   std::remove(path.c_str());
   std::atomic<int> mismatches{0};
@@ -795,14 +797,6 @@ TEST(Proxy, LeavesExactlyOneMatchingAuditLineForEachOf200000CallsAt64Connections
   EXPECT_EQ(wrong, 0);
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long(seen.size()));
   EXPECT_EQ(up.requests(), clients * per_client / 4 * 3);
-}
-
-// The seed policy's deny rule in front of the scripted upstream: what hostile clients face.
-std::shared_ptr<const gate_config> deny_clear_session(policy::counter_store& counters) {
-  auto doc = std::make_shared<const policy::document>(policy::parse_document(
-      R"({"clear_session":{"deny_if":[{"conditions":[],"on_deny":"Blocked by default. Requires approval."}]}})",
-      "seed.json"));
-  return std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
 }
 
 TEST(ProxyHostile, DecidesOnTheUnescapedToolNameAndMethod) {
@@ -937,6 +931,21 @@ void check_full_disk(core::failure_policy on_failure) {
         refused = true;
         break;
       }
+      if (m.head.substr(0, 15) == "HTTP/1.1 200 OK") answered.push_back(id);
+    }
+    // The writer flushes every 5 ms: in a fast build the calls above can all be answered before
+    // it has tried to write past the free space. Wait (with the deadline) until it has failed,
+    // and under fail_closed until a call is refused, before giving the space back.
+    auto failures = [&] {
+      std::string t = gw.metrics_text();
+      size_t at = t.find("\nmcpgate_audit_failures_total ");
+      return at == std::string::npos ? 0ull : std::stoull(t.substr(at + 30));
+    };
+    while (failures() == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+    while (on_failure == core::failure_policy::fail_closed && !refused &&
+           std::chrono::steady_clock::now() < end) {
+      message m = call(++id);
+      refused = m.head.substr(0, 12) == "HTTP/1.1 503";
       if (m.head.substr(0, 15) == "HTTP/1.1 200 OK") answered.push_back(id);
     }
     disk.free_space();
