@@ -4,6 +4,9 @@
 #include <charconv>
 #include <cstdio>
 
+#include "core/shard.h"
+#include "net/stdio_bridge.h"
+
 namespace mcpgate::net {
 namespace {
 
@@ -334,7 +337,44 @@ std::string metrics_registry::render() const {
   append_family(out, "mcpgate_audit_unhealthy_shards", "gauge",
                 "Shards whose audit writer is failing or over its backlog limit.");
   append_sample(out, "mcpgate_audit_unhealthy_shards", unhealthy);
+
+  if (const stdio_bridge_stats* b = stdio_.load(std::memory_order_acquire)) {
+    append_family(out, "mcpgate_stdio_processes", "gauge", "stdio upstream children running.");
+    append_sample(out, "mcpgate_stdio_processes", b->processes_running.get());
+    append_family(out, "mcpgate_stdio_sessions", "gauge", "MCP sessions open on the stdio bridge.");
+    append_sample(out, "mcpgate_stdio_sessions", b->sessions_open.get());
+    append_family(out, "mcpgate_stdio_spawned_total", "counter", "stdio children started.");
+    append_sample(out, "mcpgate_stdio_spawned_total", b->spawned.get());
+    append_family(out, "mcpgate_stdio_spawn_failures_total", "counter",
+                  "stdio children that could not be started.");
+    append_sample(out, "mcpgate_stdio_spawn_failures_total", b->spawn_failures.get());
+    append_family(out, "mcpgate_stdio_exits_total", "counter", "stdio children that ended.");
+    append_sample(out, "mcpgate_stdio_exits_total", b->exits.get());
+    append_family(out, "mcpgate_stdio_crashes_total", "counter",
+                  "stdio children that ended on their own soon after starting (crash loop).");
+    append_sample(out, "mcpgate_stdio_crashes_total", b->crashes.get());
+    append_family(out, "mcpgate_stdio_refused_total", "counter",
+                  "initialize requests refused, by reason.");
+    out += "mcpgate_stdio_refused_total{reason=\"max_processes\"} ";
+    append_uint(out, b->refused_over_cap.get());
+    out += "\nmcpgate_stdio_refused_total{reason=\"crash_backoff\"} ";
+    append_uint(out, b->refused_backoff.get());
+    out += '\n';
+    append_family(out, "mcpgate_stdio_backoff_seconds", "gauge",
+                  "Time left before a crash-looping stdio upstream may start again.");
+    int64_t left = b->backoff_until_ns.load(std::memory_order_relaxed) - core::reactor::clock_ns();
+    out += "mcpgate_stdio_backoff_seconds ";
+    out += std::to_string(left > 0 ? static_cast<double>(left) / 1e9 : 0.0);
+    out += '\n';
+    append_family(out, "mcpgate_stdio_messages_dropped_total", "counter",
+                  "Server messages with no open stream or queue room, and unmatched responses.");
+    append_sample(out, "mcpgate_stdio_messages_dropped_total", b->messages_dropped.get());
+  }
   return out;
+}
+
+void metrics_registry::attach_stdio(const stdio_bridge_stats* stats) {
+  stdio_.store(stats, std::memory_order_release);
 }
 
 }  // namespace mcpgate::net

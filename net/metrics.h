@@ -24,6 +24,8 @@
 
 namespace mcpgate::net {
 
+struct stdio_bridge_stats;
+
 // A label id of a method, tool or grant.
 using label_id = uint16_t;
 // Id 0 of every label set: a name that was not registered.
@@ -175,12 +177,16 @@ class metrics_registry {
   // rendering goes on. The stats must outlive the registry, or be detached (nullptr) first.
   void attach_audit(unsigned shard, const core::log_writer_stats* stats);
 
+  // The stdio bridge's counters, rendered as mcpgate_stdio_*; they must outlive the registry.
+  void attach_stdio(const stdio_bridge_stats* stats);
+
   // Prometheus text exposition format 0.0.4, summed over shards.
   std::string render() const;
 
  private:
   std::vector<std::unique_ptr<shard_metrics>> shards_;
   std::vector<std::unique_ptr<std::atomic<const core::log_writer_stats*>>> audit_;
+  std::atomic<const stdio_bridge_stats*> stdio_{nullptr};
   mutable std::mutex labels_mu_;  // control plane only: set_labels() and render()
   std::shared_ptr<const metric_labels> labels_;
 };

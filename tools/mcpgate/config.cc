@@ -5,6 +5,10 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "core/child_process.h"
+
+extern char** environ;
+
 namespace mcpgate::tools {
 namespace {
 
@@ -151,29 +155,122 @@ void load_audit(const reader& r, element e, gateway_settings& s) {
   if (s.audit.empty()) r.fail("$.audit.path", "missing: the audit object needs a path");
 }
 
+// "upstream": {"command": [...], "env": {...}, "cwd": "...", "shared": ..., ...}
+void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
+  auto stdio = std::make_shared<net::stdio_upstream_config>();
+  std::vector<std::pair<std::string, std::string>> env;
+  simdjson::dom::object upstream = e.get_object().value_unsafe();
+  for (auto [key_view, value] : upstream) {
+    std::string key(key_view);
+    std::string path = "$.upstream." + key;
+    if (key == "command") {
+      if (!value.is_array())
+        r.fail(path, "expected an array of strings [\"program\", \"arg\", ...], got " +
+                         type_name(value.type()));
+      size_t i = 0;
+      for (element word : value.get_array().value_unsafe())
+        stdio->command.argv.push_back(r.get_string(word, path + "[" + std::to_string(i++) + "]"));
+    } else if (key == "env") {
+      if (!value.is_object())
+        r.fail(path, "expected an object of strings, got " + type_name(value.type()));
+      for (auto [name, v] : value.get_object().value_unsafe()) {
+        std::string n(name);
+        if (n.empty() || n.find('=') != std::string::npos)
+          r.fail(path, "expected variable names without '=', got \"" + n + "\"");
+        env.emplace_back(n, r.get_string(v, path + "." + n));
+      }
+    } else if (key == "cwd") {
+      stdio->command.cwd = r.get_string(value, path);
+    } else if (key == "shared") {
+      stdio->shared = r.get_bool(value, path);
+    } else if (key == "max_processes") {
+      stdio->max_processes = static_cast<uint32_t>(r.get_positive(value, path));
+    } else if (key == "session_idle_timeout_ms") {
+      stdio->session_idle_timeout_ms = r.get_positive(value, path, true);
+    } else if (key == "end_session_on_disconnect") {
+      stdio->end_session_on_disconnect = r.get_bool(value, path);
+    } else if (key == "kill_grace_ms") {
+      stdio->kill_grace_ms = r.get_positive(value, path);
+    } else {
+      r.fail(path,
+             "unknown key (known: command, env, cwd, shared, max_processes, "
+             "session_idle_timeout_ms, end_session_on_disconnect, kill_grace_ms)");
+    }
+  }
+  if (stdio->command.argv.empty() || stdio->command.argv[0].empty())
+    r.fail("$.upstream.command", "missing: a stdio upstream needs the program to start");
+  // A relative working directory is relative to the config file, as policy paths are.
+  if (!stdio->command.cwd.empty())
+    stdio->command.cwd = (std::filesystem::path(s.base_dir) / stdio->command.cwd).string();
+  if (!env.empty()) {
+    // The child gets the gateway's environment with these set on top.
+    for (char** v = environ; *v; ++v) {
+      std::string_view entry(*v);
+      std::string_view name = entry.substr(0, entry.find('='));
+      bool overridden = false;
+      for (auto& [n, value] : env) overridden = overridden || n == name;
+      if (!overridden) stdio->command.env.emplace_back(entry);
+    }
+    for (auto& [n, value] : env) stdio->command.env.push_back(n + "=" + value);
+  }
+  s.stdio = std::move(stdio);
+  s.upstream = describe_command(s.stdio->command.argv);
+}
+
 }  // namespace
 
+std::string describe_command(const std::vector<std::string>& argv) {
+  std::string out = "stdio:";
+  for (const std::string& a : argv) {
+    out += ' ';
+    out += a;
+  }
+  return out;
+}
+
 void load_config_file(const std::string& file, gateway_settings& s) {
-  reader r{file};
-  simdjson::dom::parser parser;
   simdjson::padded_string text;
   if (simdjson::padded_string::load(file).get(text))
     throw std::runtime_error(file + ": cannot read the config file");
+  load_config_text(std::string_view(text), file,
+                   std::filesystem::absolute(file).parent_path().string(), s);
+  s.config_file = file;
+}
+
+extern const std::string_view embedded_default_config;
+extern const std::string_view embedded_default_dir;
+
+void load_embedded_default(gateway_settings& s) {
+  load_config_text(embedded_default_config,
+                   "(embedded default) " + std::string(embedded_default_dir) + "/mcpgate.json",
+                   std::string(embedded_default_dir), s);
+  s.embedded_default = true;
+}
+
+void load_config_text(std::string_view text, const std::string& file, const std::string& base_dir,
+                      gateway_settings& s) {
+  reader r{file};
+  simdjson::dom::parser parser;
   element root;
-  if (auto err = parser.parse(text).get(root))
+  if (auto err = parser.parse(simdjson::padded_string(text)).get(root))
     throw std::runtime_error(file + ": not valid JSON: " + simdjson::error_message(err));
   if (!root.is_object()) r.fail("$", "expected an object, got " + type_name(root.type()));
-  s.config_file = file;
-  s.base_dir = std::filesystem::absolute(file).parent_path().string();
+  s.base_dir = base_dir;
   simdjson::dom::object top = root.get_object().value_unsafe();
   for (auto [key_view, value] : top) {
     std::string key(key_view);
     std::string path = "$." + key;
     if (key == "listen")
       s.listen = r.get_string(value, path);
-    else if (key == "upstream")
+    else if (key == "upstream" && value.is_object())
+      load_stdio_upstream(r, value, s);
+    else if (key == "upstream") {
+      if (!value.is_string())
+        r.fail(path,
+               "expected a URL or an object {\"command\": [...]}, got " + type_name(value.type()));
       s.upstream = r.get_string(value, path);
-    else if (key == "shards")
+      s.stdio = nullptr;
+    } else if (key == "shards")
       s.shards = static_cast<unsigned>(r.get_positive(value, path));
     else if (key == "path")
       s.path = r.get_string(value, path);
@@ -213,7 +310,26 @@ void load_config_file(const std::string& file, gateway_settings& s) {
 
 void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {
   if (cl.listen) s.listen = *cl.listen;
-  if (cl.upstream) s.upstream = *cl.upstream;
+  if (cl.upstream && cl.upstream_command)
+    throw std::invalid_argument("--upstream and --upstream-command: give one upstream, not both");
+  if (cl.upstream) {
+    s.upstream = *cl.upstream;
+    s.stdio = nullptr;
+  }
+  if (cl.upstream_command) {
+    core::split_result words = core::split_command_line(*cl.upstream_command);
+    if (!words.error.empty())
+      throw std::invalid_argument("--upstream-command: " + words.error + " in '" +
+                                  *cl.upstream_command + "'");
+    if (words.words.empty())
+      throw std::invalid_argument("--upstream-command: expected a command, got nothing");
+    // The file's other stdio settings (max_processes, env...) stay; only the command changes.
+    auto stdio = s.stdio ? std::make_shared<net::stdio_upstream_config>(*s.stdio)
+                         : std::make_shared<net::stdio_upstream_config>();
+    stdio->command.argv = std::move(words.words);
+    s.stdio = std::move(stdio);
+    s.upstream = describe_command(s.stdio->command.argv);
+  }
   if (cl.path) s.path = *cl.path;
   if (cl.policy) s.policy = *cl.policy;
   if (cl.audit) s.audit = *cl.audit;
@@ -221,11 +337,18 @@ void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {
   if (cl.shards) s.shards = *cl.shards;
 }
 
-std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s) {
+std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s,
+                                                      const net::endpoint* bridge) {
   auto w = std::make_shared<net::proxy_config>(s.wire);
   std::string where = s.config_file.empty() ? "" : " (or " + s.config_file + ")";
   w->listen = net::parse_host_port(s.listen, "--listen" + where);
-  w->upstream = net::parse_http_url(s.upstream, "--upstream" + where);
+  if (s.stdio) {
+    if (bridge) w->upstream.where = *bridge;
+    w->upstream.host_header = "stdio";
+    w->upstream.path = "/mcp";
+  } else {
+    w->upstream = net::parse_http_url(s.upstream, "--upstream" + where);
+  }
   w->path = s.path.empty() ? w->upstream.path : s.path;
   if (w->path.empty() || w->path[0] != '/')
     throw std::invalid_argument("path: expected an absolute path starting with '/', got '" +

@@ -6,12 +6,13 @@
 #include <vector>
 
 #include "net/proxy_config.h"
+#include "net/stdio_bridge.h"
 
 namespace mcpgate::tools {
 
 // What the command line said, kept apart so a reload can re-apply it over a re-read file.
 struct command_line_overrides {
-  std::optional<std::string> listen, upstream, path, policy, audit, admin;
+  std::optional<std::string> listen, upstream, upstream_command, path, policy, audit, admin;
   std::optional<unsigned> shards;
 };
 
@@ -19,15 +20,19 @@ struct command_line_overrides {
 struct gateway_settings {
   std::string listen = "127.0.0.1:8080";
   std::string upstream = "http://127.0.0.1:3001/mcp";
+  // The upstream as a command speaking stdio, bridged by the gateway; null when `upstream` is a
+  // URL. `upstream` then describes it ("stdio: prog args") for messages.
+  std::shared_ptr<net::stdio_upstream_config> stdio;
   unsigned shards = 0;  // 0: one per online CPU
   std::string path;     // empty: the upstream URL's path
   std::string policy;
   std::string audit;  // the audit log path; "-" is stdout
   std::string admin;
-  std::string config_file;      // where the settings came from, for messages
-  std::string base_dir;         // policy paths resolve relative to the config file
-  std::string identities_json;  // raw JSON of the config's "identities", for the policy loader
-  std::string grants_json;      // raw JSON of the config's "grants"
+  std::string config_file;        // where the settings came from, for messages
+  bool embedded_default = false;  // they came from load_embedded_default()
+  std::string base_dir;           // policy paths resolve relative to the config file
+  std::string identities_json;    // raw JSON of the config's "identities", for the policy loader
+  std::string grants_json;        // raw JSON of the config's "grants"
   std::string deny_as = "result";
   bool hide_denied_tools = true;
   net::proxy_config wire;
@@ -38,11 +43,25 @@ struct gateway_settings {
 // what was expected and what was found; unknown keys are errors.
 void load_config_file(const std::string& file, gateway_settings& into);
 
+// The same for a config held in memory (the embedded default): `name` stands for the file in
+// messages, relative paths resolve against `base_dir`.
+void load_config_text(std::string_view text, const std::string& name, const std::string& base_dir,
+                      gateway_settings& into);
+
+// The configuration the gateway serves when started without --config, --upstream or
+// --upstream-command: examples/python-interpreter/mcpgate.json, compiled in.
+void load_embedded_default(gateway_settings& into);
+
+// "stdio: prog arg ..." for messages.
+std::string describe_command(const std::vector<std::string>& argv);
+
 // Flags override the config file.
 void apply_command_line(const command_line_overrides& cl, gateway_settings& into);
 
-// Resolves the textual settings into the wire config (addresses, path). Throws
-// std::invalid_argument naming the flag or key.
-std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s);
+// Resolves the textual settings into the wire config (addresses, path). A stdio upstream is
+// reached through the bridge's socket, `bridge`. Throws std::invalid_argument naming the flag
+// or key.
+std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s,
+                                                      const net::endpoint* bridge = nullptr);
 
 }  // namespace mcpgate::tools

@@ -25,6 +25,7 @@
 #include "net/metrics.h"
 #include "net/policy_gate.h"
 #include "net/proxy.h"
+#include "net/stdio_bridge.h"
 #include "policy/access_config.h"
 #include "policy/document.h"
 #include "policy/limits.h"
@@ -45,14 +46,20 @@ cxxopts::Options make_options() {
   cxxopts::Options o("mcpgate",
                      "A policy gateway for MCP Streamable HTTP: every call passes the operator's "
                      "rules before it reaches the server.\n\n"
-                     "Run with no flags to serve the embedded default: listen on 127.0.0.1:8080 "
-                     "and forward to http://127.0.0.1:3001/mcp.\n");
+                     "Run without --config, --upstream or --upstream-command to serve the "
+                     "embedded default (examples/python-interpreter/mcpgate.json): listen on "
+                     "127.0.0.1:8080 in front of the Python interpreter stand-in, over stdio.\n");
   o.custom_help(
-      "[--config FILE] [--listen HOST:PORT] [--upstream URL] [options]\n"
+      "[--config FILE] [--listen HOST:PORT] [--upstream URL | --upstream-command CMD] "
+      "[options]\n"
       "  mcpgate check POLICY_OR_CONFIG...   validate files and print what applies");
   o.add_options()("listen", "Address clients connect to, HOST:PORT (port 0 picks a free port)",
                   cxxopts::value<std::string>())(
       "upstream", "The MCP server's Streamable HTTP endpoint, http://HOST[:PORT]/PATH",
+      cxxopts::value<std::string>())(
+      "upstream-command",
+      "An MCP server speaking stdio, started per session: \"prog arg ...\", split into words as "
+      "a POSIX shell would (no shell runs)",
       cxxopts::value<std::string>())(
       "shards",
       "Shards (threads, each with its own io_uring and listener); default: one per "
@@ -93,14 +100,21 @@ tools::gateway_settings reread(const tools::gateway_settings& current) {
   tools::gateway_settings fresh;
   fresh.command_line = current.command_line;
   if (!current.config_file.empty()) tools::load_config_file(current.config_file, fresh);
+  if (current.embedded_default) tools::load_embedded_default(fresh);
   tools::apply_command_line(fresh.command_line, fresh);
   return fresh;
 }
 
 int run(const tools::gateway_settings& settings) {
+  // A stdio upstream is served by the bridge thread on a Unix socket the shards connect to.
+  net::stdio_bridge::bound_socket bridge_socket;
+  if (settings.stdio) {
+    bridge_socket = net::stdio_bridge::bind_socket();
+    if (bridge_socket.fd < 0) return fail(bridge_socket.error);
+  }
   std::shared_ptr<const net::proxy_config> wire;
   try {
-    wire = tools::resolve_wire(settings);
+    wire = tools::resolve_wire(settings, settings.stdio ? &bridge_socket.at : nullptr);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
@@ -153,6 +167,18 @@ int run(const tools::gateway_settings& settings) {
   // What the admin thread reads; written here on reload, under a control-plane lock.
   std::mutex report_mu;
   std::string policy_report = tools::policy_report(*gate);
+
+  net::stdio_bridge_stats bridge_stats;
+  std::unique_ptr<core::shard_group> bridge;
+  if (settings.stdio) {
+    metrics.attach_stdio(&bridge_stats);
+    bridge = std::make_unique<core::shard_group>(1, 4096, 10'000'000);
+    std::shared_ptr<const net::stdio_upstream_config> stdio = settings.stdio;
+    std::string why = bridge->start([&](unsigned) {
+      return std::make_unique<net::stdio_bridge>(stdio, bridge_socket.fd, bridge_stats);
+    });
+    if (!why.empty()) return fail("stdio bridge: " + why);
+  }
 
   core::shard_group group(shards, 4096, 10'000'000);
   std::string error = group.start([&](unsigned i) {
@@ -273,6 +299,11 @@ int run(const tools::gateway_settings& settings) {
     m.kind = static_cast<uint32_t>(net::shard_message::drain);
     group.broadcast(m);
     group.join();
+    // The shards are done with the bridge: end every child (SIGTERM, then SIGKILL), reap them.
+    if (bridge) {
+      bridge->broadcast(m);
+      bridge->join();
+    }
     if (admin) admin->stop();
     std::fprintf(stderr, "mcpgate: drained, exiting\n");
     return 0;
@@ -303,6 +334,8 @@ int main(int argc, char** argv) {
     tools::command_line_overrides& cl = settings.command_line;
     if (args.count("listen")) cl.listen = args["listen"].as<std::string>();
     if (args.count("upstream")) cl.upstream = args["upstream"].as<std::string>();
+    if (args.count("upstream-command"))
+      cl.upstream_command = args["upstream-command"].as<std::string>();
     if (args.count("shards")) {
       cl.shards = args["shards"].as<unsigned>();
       if (*cl.shards == 0 || *cl.shards > 256)
@@ -313,7 +346,10 @@ int main(int argc, char** argv) {
       cl.policy = std::filesystem::absolute(args["policy"].as<std::string>()).string();
     if (args.count("audit")) cl.audit = args["audit"].as<std::string>();
     if (args.count("admin")) cl.admin = args["admin"].as<std::string>();
-    if (args.count("config")) tools::load_config_file(args["config"].as<std::string>(), settings);
+    if (args.count("config"))
+      tools::load_config_file(args["config"].as<std::string>(), settings);
+    else if (!cl.upstream && !cl.upstream_command)
+      tools::load_embedded_default(settings);
     tools::apply_command_line(cl, settings);
   } catch (const std::exception& e) {
     return fail(e.what());

@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "core/build_info.h"
+#include "core/child_process.h"
 #include "net/address.h"
 #include "net/http_parser.h"
 #include "net/sse_parser.h"
@@ -438,50 +439,16 @@ class stdio_transport final : public mcp_transport {
 
   void spawn(const std::vector<std::string>& command) {
     if (command.empty()) throw mcp_client_error("no server command after --");
-    int in[2], out[2], err[2];
-    if (::pipe2(in, O_CLOEXEC) != 0) throw mcp_client_error("pipe: " + errno_text(errno));
-    fd_guard in_r(in[0]), in_w(in[1]);
-    if (::pipe2(out, O_CLOEXEC) != 0) throw mcp_client_error("pipe: " + errno_text(errno));
-    fd_guard out_r(out[0]), out_w(out[1]);
-    if (::pipe2(err, O_CLOEXEC) != 0) throw mcp_client_error("pipe: " + errno_text(errno));
-    fd_guard err_r(err[0]), err_w(err[1]);
-
-    // dup2 leaves the child's 0, 1 and 2 without O_CLOEXEC; every other descriptor of ours is
-    // close-on-exec, so the server inherits nothing else.
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in_r.get(), 0);
-    posix_spawn_file_actions_adddup2(&actions, out_w.get(), 1);
-    posix_spawn_file_actions_adddup2(&actions, err_w.get(), 2);
-    // A group of its own, so that a launcher (npx, a shell) and what it starts end together;
-    // default SIGPIPE, since catalogue_main ignores it and ignored signals survive exec.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(
-        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    posix_spawnattr_setpgroup(&attr, 0);
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-
-    std::vector<char*> argv;
-    for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw mcp_client_error("cannot start '" + command[0] + "': " + errno_text(rc));
-    pid_ = pid;
-    pgid_ = pid;  // POSIX_SPAWN_SETPGROUP with 0: the server leads a group of its own
-    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-
-    in_ = in_w.release();
-    out_ = out_r.release();
-    err_ = err_r.release();
+    core::spawn_options options;
+    options.argv = command;
+    core::spawn_result started = core::spawn_child(options);
+    if (!started.error.empty()) throw mcp_client_error(started.error);
+    pid_ = started.child.pid;
+    pgid_ = started.child.pid;  // the server leads a group of its own
+    pidfd_ = started.child.pidfd;
+    in_ = started.child.stdin_fd;
+    out_ = started.child.stdout_fd;
+    err_ = started.child.stderr_fd;
     for (int fd : {in_, out_, err_}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
 

@@ -1,0 +1,1227 @@
+#include "net/stdio_bridge.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+
+#include "core/user_data.h"
+#include "net/http_parser.h"
+#include "net/proxy.h"
+
+namespace mcpgate::net {
+namespace {
+
+enum op : uint8_t {
+  op_accept = 1,
+  op_recv,
+  op_send,
+  op_read_out,  // the child's stdout
+  op_read_err,  // the child's stderr
+  op_write_in,  // the child's stdin
+  op_exit,      // the child's pidfd became readable
+  op_log,       // a write of child stderr lines to the gateway's stderr
+  op_ignore,    // cancellations
+};
+
+constexpr uint32_t no_slot = UINT32_MAX;
+constexpr int64_t ms = 1'000'000;
+constexpr size_t recv_size = 16 * 1024;
+constexpr size_t read_size = 64 * 1024;
+constexpr size_t max_log_backlog = 1 << 20;
+// Read/write offset -1: the file's own position, so that stderr redirected to a file is
+// appended to rather than overwritten from its start.
+constexpr uint64_t current_position = ~uint64_t{0};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+    s.remove_suffix(1);
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
+    s.remove_prefix(1);
+  return s;
+}
+
+std::string new_session_id() {
+  unsigned char raw[16];
+  size_t got = 0;
+  while (got < sizeof raw) {
+    ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : raw) {
+    id += hex[b >> 4];
+    id += hex[b & 15];
+  }
+  return id;
+}
+
+void append_hex(std::string& out, size_t n) {
+  char buf[20];
+  int len = std::snprintf(buf, sizeof buf, "%zx", n);
+  out.append(buf, static_cast<size_t>(len));
+}
+
+std::string_view status_text(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+}  // namespace
+
+// One JSON-RPC message, as much of it as routing needs.
+struct stdio_bridge::message_info {
+  enum class kind : uint8_t { invalid, request, notification, response } what = kind::invalid;
+  std::string id_key;  // "s:" + unescaped string id, or "n:" + the number as written
+  size_t id_offset = 0, id_length = 0;  // the id's token in the scanned text
+  bool initialize = false;
+  std::string progress_token;  // normalised like id_key; requests: params._meta.progressToken
+};
+
+// Reads lines and bodies with simdjson On-Demand; one per bridge, buffers reused.
+struct stdio_bridge::scanner {
+  simdjson::ondemand::parser parser;
+  std::string padded;
+  std::vector<message_info> messages;
+  bool batch = false;
+
+  static std::string key_of(simdjson::ondemand::value v) {
+    simdjson::ondemand::json_type t;
+    if (v.type().get(t)) return {};
+    if (t == simdjson::ondemand::json_type::string) {
+      std::string_view s;
+      if (v.get_string().get(s)) return {};
+      return "s:" + std::string(s);
+    }
+    if (t == simdjson::ondemand::json_type::number)
+      return "n:" + std::string(trim(v.raw_json_token()));
+    return {};
+  }
+
+  void scan_object(simdjson::ondemand::object obj, message_info& m) {
+    bool has_id = false, has_method = false, has_outcome = false;
+    for (auto field : obj) {
+      std::string_view key;
+      if (field.unescaped_key().get(key)) return;
+      simdjson::ondemand::value v;
+      if (field.value().get(v)) return;
+      if (key == "id") {
+        std::string_view raw = trim(v.raw_json_token());
+        m.id_offset = static_cast<size_t>(raw.data() - padded.data());
+        m.id_length = raw.size();
+        m.id_key = key_of(v);
+        has_id = !m.id_key.empty();
+      } else if (key == "method") {
+        std::string_view method;
+        if (v.get_string().get(method)) return;
+        has_method = true;
+        m.initialize = method == "initialize";
+      } else if (key == "result" || key == "error") {
+        has_outcome = true;
+      } else if (key == "params") {
+        simdjson::ondemand::object params;
+        if (v.get_object().get(params)) continue;
+        for (auto pf : params) {
+          std::string_view pk;
+          if (pf.unescaped_key().get(pk)) break;
+          simdjson::ondemand::value pv;
+          if (pf.value().get(pv)) break;
+          if (pk == "progressToken") {
+            m.progress_token = key_of(pv);
+          } else if (pk == "_meta") {
+            simdjson::ondemand::object meta;
+            if (pv.get_object().get(meta)) continue;
+            for (auto mf : meta) {
+              std::string_view mk;
+              if (mf.unescaped_key().get(mk)) break;
+              simdjson::ondemand::value mv;
+              if (mf.value().get(mv)) break;
+              if (mk == "progressToken") m.progress_token = key_of(mv);
+            }
+          }
+        }
+      }
+    }
+    if (has_method)
+      m.what = has_id ? message_info::kind::request : message_info::kind::notification;
+    else if (has_id && has_outcome)
+      m.what = message_info::kind::response;
+  }
+
+  // Fills `messages` (one per element for a batch). False when the text is not JSON-RPC.
+  bool scan(std::string_view text) {
+    messages.clear();
+    batch = false;
+    padded.assign(text);
+    padded.append(simdjson::SIMDJSON_PADDING, '\0');
+    simdjson::ondemand::document doc;
+    if (parser.iterate(padded.data(), text.size(), padded.size()).get(doc)) return false;
+    simdjson::ondemand::json_type t;
+    if (doc.type().get(t)) return false;
+    if (t == simdjson::ondemand::json_type::array) {
+      batch = true;
+      simdjson::ondemand::array arr;
+      if (doc.get_array().get(arr)) return false;
+      for (auto el : arr) {
+        simdjson::ondemand::object obj;
+        if (el.get_object().get(obj)) return false;
+        scan_object(obj, messages.emplace_back());
+      }
+    } else if (t == simdjson::ondemand::json_type::object) {
+      simdjson::ondemand::object obj;
+      if (doc.get_object().get(obj)) return false;
+      scan_object(obj, messages.emplace_back());
+    } else {
+      return false;
+    }
+    for (const message_info& m : messages)
+      if (m.what == message_info::kind::invalid) return false;
+    return !messages.empty();
+  }
+};
+
+// Where a response to a request the bridge passed on goes back to.
+struct stdio_bridge::route {
+  uint32_t conn_slot, conn_gen;
+  uint64_t exchange;
+  std::string client_id;  // shared mode: the id as the client wrote it, restored on the way out
+};
+
+struct stdio_bridge::conn {
+  uint32_t slot = 0, gen = 0;
+  int fd = -1;
+  int pending = 0;
+  bool recv_armed = false;
+  bool closing = false;
+  std::string in;
+  std::array<char, recv_size> buf;
+  core::send_queue out;
+  enum class mode : uint8_t { idle, post, get } mode = mode::idle;
+  uint64_t exchange = 0;  // bumped per request; routes of an earlier one no longer match
+  uint32_t session_slot = no_slot, session_gen = 0;
+  uint32_t process_slot = no_slot, process_gen = 0;
+  int waiting = 0;            // responses still due on this POST
+  bool can_be_json = false;   // one request and nothing sent yet: the answer may be plain JSON
+  bool streaming = false;     // an SSE head went out
+  std::string extra_headers;  // for the reply head (the new Mcp-Session-Id)
+  std::vector<std::string> progress_tokens;
+};
+
+struct stdio_bridge::session {
+  uint32_t slot = 0, gen = 0;
+  bool open = false;
+  std::string id;
+  uint32_t process_slot = no_slot, process_gen = 0;
+  uint32_t get_slot = no_slot, get_gen = 0;  // the GET stream's connection
+  std::string queued;                        // server messages waiting for a GET, one per line
+  int64_t last_ns = 0;
+  int busy = 0;  // POST exchanges open
+};
+
+struct stdio_bridge::process {
+  uint32_t slot = 0, gen = 0;
+  bool live = false;
+  core::child_process child;
+  std::string label;  // for log lines: "session 1a2b3c4d" or "shared"
+  pid_t pid = -1;
+  int pending = 0;
+  bool reaped = false, stdout_eof = false, stderr_eof = false, finalized = false;
+  bool stop_requested = false;
+  int status = 0;
+  int64_t started_ns = 0;
+  int64_t kill_at_ns = 0;      // SIGKILL when still running then
+  int64_t finalize_at_ns = 0;  // reaped but stdout still open (a stray holds it): give up then
+  std::array<char, read_size> out_buf, err_buf;
+  std::string out_line, err_line;
+  core::send_queue to_child;
+  std::unordered_map<std::string, route> routes;        // by the id the child sees
+  std::vector<std::pair<uint32_t, uint32_t>> posts;     // open POST exchanges, oldest first
+  std::vector<std::pair<uint32_t, uint32_t>> sessions;  // the sessions it serves
+};
+
+stdio_bridge::bound_socket stdio_bridge::bind_socket() {
+  bound_socket b;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    b.error = std::string("stdio bridge: socket: ") + std::strerror(errno);
+    return b;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string name = "mcpgate-stdio-" + std::to_string(::getpid()) + "-" + new_session_id();
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] == 0: abstract
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 4096) != 0) {
+    b.error = std::string("stdio bridge: bind: ") + std::strerror(errno);
+    ::close(fd);
+    return b;
+  }
+  b.fd = fd;
+  std::memcpy(&b.at.addr, &addr, len);
+  b.at.addr_len = len;
+  b.at.host = "stdio";
+  return b;
+}
+
+stdio_bridge::stdio_bridge(std::shared_ptr<const stdio_upstream_config> config, int listen_fd,
+                           stdio_bridge_stats& stats)
+    : config_(std::move(config)),
+      listen_fd_(listen_fd),
+      stats_(stats),
+      scanner_(std::make_unique<scanner>()) {}
+
+stdio_bridge::~stdio_bridge() {
+  for (auto& p : processes_) {
+    if (!p->live) continue;
+    // The loop ended with children still running (a drain that timed out): do not leave them.
+    if (!p->reaped) {
+      core::signal_child(p->child, SIGKILL);
+      while (!core::reap_child(p->child)) ::poll(nullptr, 0, 1);
+    }
+    for (int fd : {p->child.stdin_fd, p->child.stdout_fd, p->child.stderr_fd, p->child.pidfd})
+      if (fd >= 0) ::close(fd);
+  }
+  for (auto& c : conns_)
+    if (c->fd >= 0) ::close(c->fd);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+}
+
+void stdio_bridge::on_start(core::reactor& r) {
+  reactor_ = &r;
+  arm_accept();
+}
+
+bool stdio_bridge::finished() const {
+  return draining_ && live_processes_ == 0 && open_conns_ == 0 && !accept_armed_ && !log_in_flight_;
+}
+
+void stdio_bridge::on_message(const core::message& m) {
+  if (m.kind != static_cast<uint32_t>(shard_message::drain) || draining_) return;
+  draining_ = true;
+  if (accept_armed_) {
+    io_uring_sqe* s = reactor_->io().sqe();
+    io_uring_prep_cancel64(s, core::encode({op_accept, 0, 0}), 0);
+    io_uring_sqe_set_data64(s, core::encode({op_ignore, 0, 0}));
+  }
+  for (auto& c : conns_)
+    if (c->fd >= 0 && !c->closing) close_conn(*c);
+  for (auto& s : sessions_)
+    if (s->open) end_session(*s, true);
+  for (auto& p : processes_)
+    if (p->live) stop_process(*p);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completions
+
+stdio_bridge::conn* stdio_bridge::conn_at(uint32_t slot, uint32_t gen) {
+  if (slot >= conns_.size()) return nullptr;
+  conn* c = conns_[slot].get();
+  return c->gen == gen && c->fd >= 0 ? c : nullptr;
+}
+
+stdio_bridge::process* stdio_bridge::process_at(uint32_t slot, uint32_t gen) {
+  if (slot >= processes_.size()) return nullptr;
+  process* p = processes_[slot].get();
+  return p->gen == gen && p->live ? p : nullptr;
+}
+
+stdio_bridge::session* stdio_bridge::session_at(uint32_t slot, uint32_t gen) {
+  if (slot >= sessions_.size()) return nullptr;
+  session* s = sessions_[slot].get();
+  return s->gen == gen && s->open ? s : nullptr;
+}
+
+void stdio_bridge::on_completion(const io_uring_cqe& cqe) {
+  core::op_tag t = core::decode(cqe.user_data);
+  switch (t.op) {
+    case op_accept: {
+      if (!(cqe.flags & IORING_CQE_F_MORE)) accept_armed_ = false;
+      if (cqe.res >= 0) {
+        if (draining_) {
+          ::close(cqe.res);
+        } else {
+          uint32_t slot;
+          if (!free_conns_.empty()) {
+            slot = free_conns_.back();
+            free_conns_.pop_back();
+          } else {
+            slot = static_cast<uint32_t>(conns_.size());
+            conns_.push_back(std::make_unique<conn>());
+          }
+          conn& c = *conns_[slot];
+          c.slot = slot;
+          c.gen = (c.gen + 1) & core::gen_mask;
+          c.fd = cqe.res;
+          c.pending = 0;
+          c.closing = false;
+          c.recv_armed = false;
+          c.in.clear();
+          c.out.clear();
+          c.mode = conn::mode::idle;
+          ++open_conns_;
+          arm_recv(c);
+        }
+      }
+      if (!accept_armed_ && !draining_) arm_accept();
+      return;
+    }
+    case op_recv:
+    case op_send: {
+      if (t.slot >= conns_.size()) return;
+      conn& c = *conns_[t.slot];
+      if (c.gen != t.gen) return;
+      --c.pending;
+      if (t.op == op_recv)
+        on_recv(c, cqe);
+      else
+        on_sent(c, cqe);
+      maybe_release_conn(c);
+      return;
+    }
+    case op_read_out:
+    case op_read_err:
+    case op_write_in:
+    case op_exit: {
+      if (t.slot >= processes_.size()) return;
+      process& p = *processes_[t.slot];
+      if (p.gen != t.gen || !p.live) return;
+      --p.pending;
+      if (t.op == op_write_in)
+        on_written(p, cqe);
+      else if (t.op == op_exit)
+        on_exit_ready(p);
+      else
+        on_read(p, t.op == op_read_err, cqe);
+      maybe_release_process(p);
+      return;
+    }
+    case op_log:
+      log_in_flight_ = false;
+      log_.sent(cqe.res > 0 ? static_cast<size_t>(cqe.res) : log_.pending_bytes());
+      flush_log();
+      return;
+    default:
+      return;
+  }
+}
+
+void stdio_bridge::on_tick(int64_t now) {
+  for (auto& p : processes_) {
+    if (!p->live) continue;
+    if (p->kill_at_ns && !p->reaped && now >= p->kill_at_ns) {
+      core::signal_child(p->child, SIGKILL);
+      p->kill_at_ns = 0;
+    }
+    if (p->finalize_at_ns && !p->finalized && now >= p->finalize_at_ns) {
+      p->stdout_eof = true;
+      finalize_process(*p);
+      maybe_release_process(*p);
+    }
+  }
+  if (config_->session_idle_timeout_ms > 0) {
+    int64_t idle_before = now - config_->session_idle_timeout_ms * ms;
+    for (auto& s : sessions_) {
+      if (s->open && s->busy == 0 && s->last_ns < idle_before) {
+        std::string note = "mcpgate: stdio: session " + s->id.substr(0, 8) + " idle for " +
+                           std::to_string(config_->session_idle_timeout_ms) + " ms, ending it\n";
+        log_line(note);
+        end_session(*s, true);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP side: the proxy shards' upstream connections
+
+void stdio_bridge::arm_accept() {
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_multishot_accept(s, listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, core::encode({op_accept, 0, 0}));
+  accept_armed_ = true;
+}
+
+void stdio_bridge::arm_recv(conn& c) {
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_recv(s, c.fd, c.buf.data(), c.buf.size(), 0);
+  io_uring_sqe_set_data64(s, core::encode({op_recv, c.slot, c.gen}));
+  c.recv_armed = true;
+  ++c.pending;
+}
+
+void stdio_bridge::on_recv(conn& c, const io_uring_cqe& cqe) {
+  c.recv_armed = false;
+  if (c.closing) return;
+  if (cqe.res <= 0) {
+    close_conn(c);
+    return;
+  }
+  c.in.append(c.buf.data(), static_cast<size_t>(cqe.res));
+  process_input(c);
+  if (!c.closing && !c.recv_armed) arm_recv(c);
+}
+
+void stdio_bridge::process_input(conn& c) {
+  // One exchange at a time per connection, as the proxy's pool uses them; a request arriving
+  // while one is open is read after it ends.
+  while (!c.closing && c.mode == conn::mode::idle && !c.in.empty()) {
+    http_limits limits;
+    limits.max_body = config_->max_line_bytes;
+    request_head h = parse_request_head(c.in, limits);
+    if (h.status() == parse_status::incomplete) return;
+    if (h.status() == parse_status::error || h.framing() == body_framing::chunked) {
+      reply_error(c, 400, -32600, "stdio bridge: malformed request from the gateway");
+      close_conn(c);
+      return;
+    }
+    size_t body_len = h.framing() == body_framing::content_length ? h.content_length() : 0;
+    if (c.in.size() < h.head_length() + body_len) return;
+    std::string_view session_id = trim(h.headers().find("mcp-session-id"));
+    std::string sid(session_id);
+    std::string body = c.in.substr(h.head_length(), body_len);
+    http_method method = h.method();
+    c.in.erase(0, h.head_length() + body_len);
+    ++c.exchange;
+    c.extra_headers.clear();
+    if (method == http_method::post)
+      handle_post(c, sid, body);
+    else if (method == http_method::get)
+      handle_get(c, sid);
+    else if (method == http_method::delete_)
+      handle_delete(c, sid);
+    else
+      reply(c, 405, "Allow: GET, POST, DELETE\r\n", {}, {});
+  }
+}
+
+stdio_bridge::session* stdio_bridge::find_session(std::string_view id) {
+  auto it = session_ids_.find(std::string(id));
+  if (it == session_ids_.end()) return nullptr;
+  session& s = *sessions_[it->second];
+  return s.open ? &s : nullptr;
+}
+
+void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string_view body) {
+  if (!scanner_->scan(body)) {
+    reply_error(c, 400, -32700, "stdio bridge: the body is not JSON-RPC");
+    return;
+  }
+  // A message must not span lines on stdio: JSON's only raw line breaks are whitespace.
+  std::string line(body);
+  for (char& ch : line)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+
+  session* s = nullptr;
+  process* p = nullptr;
+  bool initialize = !scanner_->batch && scanner_->messages[0].initialize;
+  if (session_id.empty()) {
+    if (!initialize) {
+      reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
+      return;
+    }
+    std::string error;
+    int status = 0, code = 0;
+    p = start_process(error, status, code);
+    if (!p) {
+      reply_error(c, status, code, error);
+      return;
+    }
+    uint32_t slot;
+    if (!free_sessions_.empty()) {
+      slot = free_sessions_.back();
+      free_sessions_.pop_back();
+    } else {
+      slot = static_cast<uint32_t>(sessions_.size());
+      sessions_.push_back(std::make_unique<session>());
+    }
+    s = sessions_[slot].get();
+    s->slot = slot;
+    s->gen = (s->gen + 1) & core::gen_mask;
+    s->open = true;
+    s->id = new_session_id();
+    s->process_slot = p->slot;
+    s->process_gen = p->gen;
+    s->get_slot = no_slot;
+    s->queued.clear();
+    s->busy = 0;
+    session_ids_[s->id] = slot;
+    p->sessions.emplace_back(s->slot, s->gen);
+    if (!config_->shared) p->label = "session " + s->id.substr(0, 8);
+    stats_.sessions_open.add();
+    c.extra_headers = "Mcp-Session-Id: " + s->id + "\r\n";
+  } else {
+    s = find_session(session_id);
+    if (!s) {
+      reply_error(c, 404, -32001, "Session not found");
+      return;
+    }
+    p = process_at(s->process_slot, s->process_gen);
+    if (!p || p->stop_requested || p->reaped) {
+      end_session(*s, false);
+      reply_error(c, 404, -32001, "Session not found");
+      return;
+    }
+  }
+  s->last_ns = reactor_->now_ns();
+
+  // Requests get routes; in shared mode their ids are replaced by ones unique to the child.
+  int requests = 0;
+  c.progress_tokens.clear();
+  if (config_->shared) {
+    std::string rewritten;
+    size_t from = 0;
+    for (const message_info& m : scanner_->messages) {
+      if (m.what != message_info::kind::request) continue;
+      std::string child_id = std::to_string(++next_child_id_);
+      rewritten.append(line, from, m.id_offset - from);
+      rewritten += child_id;
+      from = m.id_offset + m.id_length;
+      p->routes["n:" + child_id] =
+          route{c.slot, c.gen, c.exchange, std::string(body.substr(m.id_offset, m.id_length))};
+      ++requests;
+      if (!m.progress_token.empty()) c.progress_tokens.push_back(m.progress_token);
+    }
+    rewritten.append(line, from, std::string::npos);
+    line = std::move(rewritten);
+  } else {
+    for (const message_info& m : scanner_->messages) {
+      if (m.what != message_info::kind::request) continue;
+      p->routes[m.id_key] = route{c.slot, c.gen, c.exchange, {}};
+      ++requests;
+      if (!m.progress_token.empty()) c.progress_tokens.push_back(m.progress_token);
+    }
+  }
+  line += '\n';
+  write_child(*p, line);
+  if (requests == 0) {
+    reply(c, 202, {}, {}, {});
+    return;
+  }
+  c.mode = conn::mode::post;
+  c.session_slot = s->slot;
+  c.session_gen = s->gen;
+  c.process_slot = p->slot;
+  c.process_gen = p->gen;
+  c.waiting = requests;
+  c.can_be_json = requests == 1 && !scanner_->batch;
+  c.streaming = false;
+  p->posts.emplace_back(c.slot, c.gen);
+  ++s->busy;
+}
+
+void stdio_bridge::handle_get(conn& c, std::string_view session_id) {
+  session* s = session_id.empty() ? nullptr : find_session(session_id);
+  if (!s) {
+    if (session_id.empty())
+      reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
+    else
+      reply_error(c, 404, -32001, "Session not found");
+    return;
+  }
+  s->last_ns = reactor_->now_ns();
+  // A client re-opening its stream replaces the old one.
+  if (conn* old = conn_at(s->get_slot, s->get_gen); old && old->mode == conn::mode::get) {
+    end_stream(*old);
+    old->mode = conn::mode::idle;
+    exchange_over(*old);
+  }
+  c.mode = conn::mode::get;
+  c.session_slot = s->slot;
+  c.session_gen = s->gen;
+  s->get_slot = c.slot;
+  s->get_gen = c.gen;
+  start_stream(c, {});
+  std::string_view q = s->queued;
+  while (!q.empty()) {
+    size_t nl = q.find('\n');
+    stream_event(c, q.substr(0, nl));
+    q.remove_prefix(nl + 1);
+  }
+  s->queued.clear();
+}
+
+void stdio_bridge::handle_delete(conn& c, std::string_view session_id) {
+  session* s = session_id.empty() ? nullptr : find_session(session_id);
+  if (!s) {
+    if (session_id.empty())
+      reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
+    else
+      reply_error(c, 404, -32001, "Session not found");
+    return;
+  }
+  end_session(*s, true);
+  reply(c, 200, {}, {}, {});
+}
+
+void stdio_bridge::reply(conn& c, int status, std::string_view extra_headers,
+                         std::string_view content_type, std::string_view body) {
+  std::string& h = scratch_;
+  h.clear();
+  h += "HTTP/1.1 ";
+  h += std::to_string(status);
+  h += ' ';
+  h += status_text(status);
+  h += "\r\n";
+  h += extra_headers;
+  h += c.extra_headers;
+  if (!content_type.empty()) {
+    h += "Content-Type: ";
+    h += content_type;
+    h += "\r\n";
+  }
+  h += "Content-Length: ";
+  h += std::to_string(body.size());
+  h += "\r\n\r\n";
+  h += body;
+  c.out.append(h);
+  flush(c);
+}
+
+void stdio_bridge::reply_error(conn& c, int status, int code, std::string_view message) {
+  std::string body =
+      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":" + std::to_string(code) +
+      ",\"message\":\"";
+  for (char ch : message) {
+    if (ch == '"' || ch == '\\') body += '\\';
+    if (static_cast<unsigned char>(ch) >= 0x20) body += ch;
+  }
+  body += "\"}}";
+  reply(c, status, {}, "application/json", body);
+}
+
+void stdio_bridge::start_stream(conn& c, std::string_view extra_headers) {
+  std::string h =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: "
+      "no-cache\r\nTransfer-Encoding: chunked\r\n";
+  h += extra_headers;
+  h += c.extra_headers;
+  h += "\r\n";
+  c.out.append(h);
+  c.streaming = true;
+  flush(c);
+}
+
+void stdio_bridge::stream_event(conn& c, std::string_view message) {
+  std::string& e = scratch_;
+  e.clear();
+  size_t len = std::string_view("event: message\ndata: ").size() + message.size() + 2;
+  append_hex(e, len);
+  e += "\r\nevent: message\ndata: ";
+  e += message;
+  e += "\n\n\r\n";
+  c.out.append(e);
+  flush(c);
+}
+
+void stdio_bridge::end_stream(conn& c) {
+  if (!c.streaming) return;
+  c.out.append("0\r\n\r\n");
+  c.streaming = false;
+  flush(c);
+}
+
+void stdio_bridge::flush(conn& c) {
+  if (c.closing) return;
+  std::string_view next = c.out.next();
+  if (next.empty()) return;
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_send(s, c.fd, next.data(), next.size(), MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, core::encode({op_send, c.slot, c.gen}));
+  ++c.pending;
+}
+
+void stdio_bridge::on_sent(conn& c, const io_uring_cqe& cqe) {
+  if (c.closing) return;
+  if (cqe.res < 0) {
+    c.out.sent(0);
+    close_conn(c);
+    return;
+  }
+  c.out.sent(static_cast<size_t>(cqe.res));
+  flush(c);
+}
+
+// The POST or GET on `c` is over (answered, or its connection is going): forget it everywhere.
+void stdio_bridge::exchange_over(conn& c) {
+  if (process* p = process_at(c.process_slot, c.process_gen); p && c.mode == conn::mode::post) {
+    std::erase(p->posts, std::pair{c.slot, c.gen});
+  }
+  if (session* s = session_at(c.session_slot, c.session_gen)) {
+    if (c.mode == conn::mode::post && s->busy > 0) --s->busy;
+    if (s->get_slot == c.slot && s->get_gen == c.gen) s->get_slot = no_slot;
+    s->last_ns = reactor_ ? reactor_->now_ns() : 0;
+  }
+  c.mode = conn::mode::idle;
+  c.process_slot = no_slot;
+  c.session_slot = no_slot;
+  c.waiting = 0;
+  c.extra_headers.clear();
+  ++c.exchange;
+}
+
+void stdio_bridge::close_conn(conn& c) {
+  if (c.closing) return;
+  bool mid_exchange = c.mode != conn::mode::idle;
+  session* s = session_at(c.session_slot, c.session_gen);
+  exchange_over(c);
+  c.closing = true;
+  if (mid_exchange && s && config_->end_session_on_disconnect) end_session(*s, true);
+  io_uring_sqe* sqe = reactor_->io().sqe();
+  io_uring_prep_cancel_fd(sqe, c.fd, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(sqe, core::encode({op_ignore, 0, 0}));
+  maybe_release_conn(c);
+}
+
+void stdio_bridge::maybe_release_conn(conn& c) {
+  if (!c.closing || c.pending > 0 || c.fd < 0) return;
+  ::close(c.fd);
+  c.fd = -1;
+  c.out.clear();
+  c.in.clear();
+  free_conns_.push_back(c.slot);
+  --open_conns_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// stdio side: the children
+
+stdio_bridge::process* stdio_bridge::start_process(std::string& error, int& http_status,
+                                                   int& code) {
+  if (config_->shared) {
+    if (process* p =
+            process_at(shared_process_,
+                       processes_.size() > shared_process_ ? processes_[shared_process_]->gen : 0);
+        p && !p->stop_requested && !p->reaped)
+      return p;
+  }
+  int64_t now = reactor_->now_ns();
+  if (now < next_start_ns_) {
+    stats_.refused_backoff.add();
+    http_status = 503;
+    code = -32035;
+    error = "stdio upstream is crash-looping: " + std::to_string(consecutive_crashes_) +
+            " quick exits in a row, next start allowed in " +
+            std::to_string((next_start_ns_ - now) / ms) + " ms";
+    return nullptr;
+  }
+  if (live_processes_ >= config_->max_processes) {
+    stats_.refused_over_cap.add();
+    http_status = 503;
+    code = -32034;
+    error = "stdio upstream: " + std::to_string(config_->max_processes) +
+            " processes already running (max_processes); end a session or try again later";
+    return nullptr;
+  }
+  core::spawn_result r = core::spawn_child(config_->command);
+  if (!r.error.empty()) {
+    stats_.spawn_failures.add();
+    http_status = 502;
+    code = -32030;
+    error = "upstream unavailable: " + r.error;
+    log_line("mcpgate: stdio: " + r.error + "\n");
+    return nullptr;
+  }
+  uint32_t slot;
+  if (!free_processes_.empty()) {
+    slot = free_processes_.back();
+    free_processes_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(processes_.size());
+    processes_.push_back(std::make_unique<process>());
+  }
+  process& p = *processes_[slot];
+  p.slot = slot;
+  p.gen = (p.gen + 1) & core::gen_mask;
+  p.live = true;
+  p.child = r.child;
+  p.pid = r.child.pid;
+  p.label = config_->shared ? "shared" : "";
+  p.pending = 0;
+  p.reaped = p.stdout_eof = p.stderr_eof = p.finalized = p.stop_requested = false;
+  p.status = 0;
+  p.started_ns = now;
+  p.kill_at_ns = p.finalize_at_ns = 0;
+  p.out_line.clear();
+  p.err_line.clear();
+  p.to_child.clear();
+  p.routes.clear();
+  p.posts.clear();
+  p.sessions.clear();
+  ++live_processes_;
+  stats_.processes_running.add();
+  stats_.spawned.add();
+  if (config_->shared) shared_process_ = slot;
+  arm_read(p, false);
+  arm_read(p, true);
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_poll_add(s, p.child.pidfd, POLLIN);
+  io_uring_sqe_set_data64(s, core::encode({op_exit, p.slot, p.gen}));
+  ++p.pending;
+  return &p;
+}
+
+void stdio_bridge::arm_read(process& p, bool err) {
+  io_uring_sqe* s = reactor_->io().sqe();
+  if (err)
+    io_uring_prep_read(s, p.child.stderr_fd, p.err_buf.data(), p.err_buf.size(), current_position);
+  else
+    io_uring_prep_read(s, p.child.stdout_fd, p.out_buf.data(), p.out_buf.size(), current_position);
+  io_uring_sqe_set_data64(s, core::encode({err ? op_read_err : op_read_out, p.slot, p.gen}));
+  ++p.pending;
+}
+
+void stdio_bridge::on_read(process& p, bool err, const io_uring_cqe& cqe) {
+  if (cqe.res <= 0) {
+    (err ? p.stderr_eof : p.stdout_eof) = true;
+    if (err && !p.err_line.empty()) child_log(p, std::exchange(p.err_line, {}));
+    if (!err) {
+      if (!p.reaped && !p.stop_requested) {
+        // The child closed its stdout but runs on: it can no longer answer anything.
+        log_line("mcpgate: stdio: " + p.label + " pid " + std::to_string(p.pid) +
+                 " closed its stdout; stopping it\n");
+        stop_process(p);
+      }
+      finalize_process(p);
+    }
+    return;
+  }
+  std::string& acc = err ? p.err_line : p.out_line;
+  acc.append(err ? p.err_buf.data() : p.out_buf.data(), static_cast<size_t>(cqe.res));
+  size_t start = 0;
+  for (size_t nl; (nl = acc.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::string_view line(acc.data() + start, nl - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (err)
+      child_log(p, line);
+    else if (!trim(line).empty())
+      deliver(p, line);
+  }
+  acc.erase(0, start);
+  if (acc.size() > config_->max_line_bytes) {
+    if (err) {
+      child_log(p, std::exchange(acc, {}));
+    } else {
+      log_line("mcpgate: stdio: " + p.label + " pid " + std::to_string(p.pid) +
+               " wrote a line longer than " + std::to_string(config_->max_line_bytes) +
+               " bytes; stopping it\n");
+      acc.clear();
+      stop_process(p);
+    }
+  }
+  if (!p.finalized) arm_read(p, err);
+}
+
+void stdio_bridge::write_child(process& p, std::string_view line) {
+  p.to_child.append(line);
+  flush_child(p);
+}
+
+void stdio_bridge::flush_child(process& p) {
+  if (p.reaped || p.finalized) return;
+  std::string_view next = p.to_child.next();
+  if (next.empty()) return;
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_write(s, p.child.stdin_fd, next.data(), static_cast<unsigned>(next.size()),
+                      current_position);
+  io_uring_sqe_set_data64(s, core::encode({op_write_in, p.slot, p.gen}));
+  ++p.pending;
+}
+
+void stdio_bridge::on_written(process& p, const io_uring_cqe& cqe) {
+  if (cqe.res < 0) {
+    // EPIPE: the child stopped reading (it is exiting); its exit fails what is pending.
+    p.to_child.sent(0);
+    p.to_child.clear();
+    return;
+  }
+  p.to_child.sent(static_cast<size_t>(cqe.res));
+  flush_child(p);
+}
+
+void stdio_bridge::on_exit_ready(process& p) {
+  // The leader is a zombie: its pid cannot be reused yet, so the group is still ours to kill
+  // (strays a launcher left behind), then reap.
+  core::signal_child(p.child, SIGKILL);
+  std::optional<int> status = core::reap_child(p.child);
+  if (!status) {
+    // Spurious wake-up; watch again.
+    io_uring_sqe* s = reactor_->io().sqe();
+    io_uring_prep_poll_add(s, p.child.pidfd, POLLIN);
+    io_uring_sqe_set_data64(s, core::encode({op_exit, p.slot, p.gen}));
+    ++p.pending;
+    return;
+  }
+  p.reaped = true;
+  p.status = *status;
+  int64_t now = reactor_->now_ns();
+  stats_.exits.add();
+  stats_.processes_running.sub();
+  if (!p.stop_requested) {
+    log_line("mcpgate: stdio: " + p.label + " pid " + std::to_string(p.pid) + " " +
+             core::describe_exit(p.status) + "\n");
+    if (now - p.started_ns < config_->min_uptime_ms * ms) {
+      stats_.crashes.add();
+      ++consecutive_crashes_;
+      int64_t backoff = config_->restart_backoff_min_ms;
+      for (uint32_t i = 1; i < consecutive_crashes_ && backoff < config_->restart_backoff_max_ms;
+           ++i)
+        backoff *= 2;
+      backoff = std::min(backoff, config_->restart_backoff_max_ms);
+      next_start_ns_ = now + backoff * ms;
+      stats_.backoff_until_ns.store(next_start_ns_, std::memory_order_relaxed);
+    } else {
+      consecutive_crashes_ = 0;
+    }
+  } else if (now - p.started_ns >= config_->min_uptime_ms * ms) {
+    consecutive_crashes_ = 0;
+  }
+  if (p.stdout_eof)
+    finalize_process(p);
+  else
+    p.finalize_at_ns = now + 500 * ms;
+}
+
+// A line the child wrote on stdout: a response goes to the POST that carried its request;
+// anything else to the POST it most likely belongs to, else the session's GET stream.
+void stdio_bridge::deliver(process& p, std::string_view line) {
+  if (!scanner_->scan(line)) {
+    log_line("mcpgate: stdio: " + p.label + " pid " + std::to_string(p.pid) +
+             " wrote something that is not JSON-RPC on stdout; dropped\n");
+    stats_.messages_dropped.add();
+    return;
+  }
+  const message_info& first = scanner_->messages[0];
+  if (first.what == message_info::kind::response) {
+    auto it = p.routes.find(first.id_key);
+    if (it == p.routes.end()) {
+      stats_.messages_dropped.add();
+      return;
+    }
+    route r = std::move(it->second);
+    p.routes.erase(it);
+    conn* c = conn_at(r.conn_slot, r.conn_gen);
+    if (!c || c->closing || c->exchange != r.exchange || c->mode != conn::mode::post) {
+      stats_.messages_dropped.add();
+      return;
+    }
+    std::string restored;
+    if (!r.client_id.empty()) {
+      restored.assign(line.substr(0, first.id_offset));
+      restored += r.client_id;
+      restored.append(line.substr(first.id_offset + first.id_length));
+      line = restored;
+    }
+    --c->waiting;
+    if (c->waiting == 0 && c->can_be_json && !c->streaming) {
+      reply(*c, 200, {}, "application/json", line);
+      exchange_over(*c);
+      process_input(*c);
+      return;
+    }
+    if (!c->streaming) start_stream(*c, {});
+    stream_event(*c, line);
+    if (c->waiting == 0) {
+      end_stream(*c);
+      exchange_over(*c);
+      process_input(*c);
+    }
+    return;
+  }
+
+  // A notification or a server request.
+  conn* target = nullptr;
+  if (!first.progress_token.empty()) {
+    for (auto [slot, gen] : p.posts) {
+      conn* c = conn_at(slot, gen);
+      if (!c) continue;
+      for (const std::string& t : c->progress_tokens)
+        if (t == first.progress_token) target = c;
+      if (target) break;
+    }
+  }
+  if (!target) {
+    for (auto [slot, gen] : p.posts) {
+      if ((target = conn_at(slot, gen))) break;
+    }
+  }
+  if (target) {
+    target->can_be_json = false;
+    if (!target->streaming) start_stream(*target, {});
+    stream_event(*target, line);
+    return;
+  }
+  // No POST open: the GET stream, or the queue for one. In shared mode a notification concerns
+  // every session; a server request goes to one of them.
+  bool request = first.what == message_info::kind::request;
+  for (auto [slot, gen] : p.sessions) {
+    session* s = session_at(slot, gen);
+    if (!s) continue;
+    send_to_session(*s, line);
+    if (request) return;
+  }
+}
+
+void stdio_bridge::send_to_session(session& s, std::string_view line) {
+  if (conn* g = conn_at(s.get_slot, s.get_gen); g && g->mode == conn::mode::get) {
+    stream_event(*g, line);
+    return;
+  }
+  if (s.queued.size() + line.size() + 1 > config_->max_queued_bytes) {
+    stats_.messages_dropped.add();
+    return;
+  }
+  s.queued.append(line);
+  s.queued += '\n';
+}
+
+void stdio_bridge::child_log(process& p, std::string_view line) {
+  std::string entry = "mcpgate: stdio: " + p.label + " pid " + std::to_string(p.pid) + ": ";
+  entry.append(line);
+  entry += '\n';
+  log_line(entry);
+}
+
+void stdio_bridge::log_line(std::string_view line) {
+  if (log_.pending_bytes() + line.size() > max_log_backlog) return;  // stderr is stuck
+  log_.append(line);
+  flush_log();
+}
+
+void stdio_bridge::flush_log() {
+  if (log_in_flight_ || !reactor_) return;
+  std::string_view next = log_.next();
+  if (next.empty()) return;
+  io_uring_sqe* s = reactor_->io().sqe();
+  io_uring_prep_write(s, STDERR_FILENO, next.data(), static_cast<unsigned>(next.size()),
+                      current_position);
+  io_uring_sqe_set_data64(s, core::encode({op_log, 0, 0}));
+  log_in_flight_ = true;
+}
+
+void stdio_bridge::stop_process(process& p) {
+  if (p.stop_requested || p.reaped) {
+    p.stop_requested = true;
+    return;
+  }
+  p.stop_requested = true;
+  core::signal_child(p.child, SIGTERM);
+  p.kill_at_ns = reactor_->now_ns() + config_->kill_grace_ms * ms;
+}
+
+// The child has exited and its stdout is drained (or given up on): whatever it still owed gets
+// an error naming how it ended, its sessions close, and its descriptors go once no operation
+// on them is in flight.
+void stdio_bridge::finalize_process(process& p) {
+  if (p.finalized || !p.reaped || !p.stdout_eof) return;
+  p.finalized = true;
+  std::string why = "stdio upstream " + core::describe_exit(p.status) +
+                    (p.stop_requested ? " (stopped by the gateway)" : "") + " before answering";
+  std::string error_line;
+  for (auto& [key, r] : p.routes) {
+    conn* c = conn_at(r.conn_slot, r.conn_gen);
+    if (!c || c->closing || c->exchange != r.exchange || c->mode != conn::mode::post) continue;
+    std::string id = !r.client_id.empty()    ? r.client_id
+                     : key.starts_with("n:") ? key.substr(2)
+                                             : std::string();
+    if (id.empty()) {
+      // A string id: write it back as a JSON string (the key holds it unescaped).
+      id = "\"";
+      for (char ch : std::string_view(key).substr(2)) {
+        if (ch == '"' || ch == '\\') id += '\\';
+        id += ch;
+      }
+      id += '"';
+    }
+    error_line = "{\"jsonrpc\":\"2.0\",\"id\":" + id +
+                 ",\"error\":{\"code\":-32036,\"message\":\"" + why + "\"}}";
+    --c->waiting;
+    if (c->waiting == 0 && c->can_be_json && !c->streaming) {
+      reply(*c, 200, {}, "application/json", error_line);
+      exchange_over(*c);
+      process_input(*c);
+      continue;
+    }
+    if (!c->streaming) start_stream(*c, {});
+    stream_event(*c, error_line);
+    if (c->waiting == 0) {
+      end_stream(*c);
+      exchange_over(*c);
+      process_input(*c);
+    }
+  }
+  p.routes.clear();
+  for (auto [slot, gen] : std::vector(p.sessions)) {
+    if (session* s = session_at(slot, gen)) end_session(*s, false);
+  }
+  p.sessions.clear();
+  if (config_->shared && shared_process_ == p.slot) shared_process_ = no_slot;
+  for (int fd : {p.child.stdin_fd, p.child.stderr_fd}) {
+    io_uring_sqe* s = reactor_->io().sqe();
+    io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(s, core::encode({op_ignore, 0, 0}));
+  }
+}
+
+void stdio_bridge::maybe_release_process(process& p) {
+  if (!p.live || !p.finalized || p.pending > 0) return;
+  for (int* fd : {&p.child.stdin_fd, &p.child.stdout_fd, &p.child.stderr_fd}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+  p.live = false;
+  p.to_child.clear();
+  p.out_line.clear();
+  p.err_line.clear();
+  free_processes_.push_back(p.slot);
+  --live_processes_;
+}
+
+void stdio_bridge::end_session(session& s, bool stop_child) {
+  if (!s.open) return;
+  s.open = false;
+  session_ids_.erase(s.id);
+  stats_.sessions_open.sub();
+  if (conn* g = conn_at(s.get_slot, s.get_gen); g && g->mode == conn::mode::get) {
+    end_stream(*g);
+    exchange_over(*g);
+    process_input(*g);
+  }
+  s.get_slot = no_slot;
+  s.queued.clear();
+  if (process* p = process_at(s.process_slot, s.process_gen)) {
+    std::erase(p->sessions, std::pair{s.slot, s.gen});
+    // A shared child outlives its sessions.
+    if (stop_child && !config_->shared) stop_process(*p);
+  }
+  free_sessions_.push_back(s.slot);
+}
+
+}  // namespace mcpgate::net
