@@ -102,11 +102,61 @@ TEST(MCPGateCli, NamesTheKeyPathOfAWrongTypeInLimits) {
       << r.output;
 }
 
+TEST(MCPGateCli, NamesTheKeyPathOfAStdioUpstreamMistake) {
+  std::string no_command =
+      write_temp("stdio_missing.json", R"({"upstream":{"cwd":"/tmp","shared":true}})");
+  run_result r = run_mcpgate({"--config", no_command});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(no_command +
+                          ": $.upstream.command: missing: a stdio upstream needs the program "
+                          "to start"),
+            std::string::npos)
+      << r.output;
+
+  std::string typo =
+      write_temp("stdio_typo.json", R"({"upstream":{"command":["cat"],"max_process":2}})");
+  r = run_mcpgate({"--config", typo});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(typo + ": $.upstream.max_process: unknown key"), std::string::npos)
+      << r.output;
+
+  std::string words =
+      write_temp("stdio_words.json", R"({"upstream":{"command":"python3 server.py"}})");
+  r = run_mcpgate({"--config", words});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(words + ": $.upstream.command: expected an array of strings"),
+            std::string::npos)
+      << r.output;
+
+  std::string env =
+      write_temp("stdio_env.json", R"({"upstream":{"command":["cat"],"env":{"A=B":"c"}}})");
+  r = run_mcpgate({"--config", env});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(env + ": $.upstream.env: expected variable names without '='"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(MCPGateCli, RefusesAnUnclosedQuoteInTheUpstreamCommand) {
+  run_result r = run_mcpgate({"--upstream-command", "python3 'my server.py"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--upstream-command: unclosed ' at offset 8 in 'python3 'my server.py'"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(MCPGateCli, RefusesTwoUpstreams) {
+  run_result r = run_mcpgate(
+      {"--upstream", "http://127.0.0.1:9/mcp", "--upstream-command", "python3 server.py"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("give one upstream, not both"), std::string::npos) << r.output;
+}
+
 TEST(MCPGateCli, HelpDocumentsEveryFlag) {
   run_result r = run_mcpgate({"--help"});
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* flag :
-       {"--listen", "--upstream", "--shards", "--policy", "--audit", "--admin", "--config"})
+  for (const char* flag : {"--listen", "--upstream", "--upstream-command", "--shards", "--policy",
+                           "--audit", "--admin", "--config"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
 }
 

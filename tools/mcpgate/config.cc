@@ -168,12 +168,14 @@ void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
         r.fail(path, "expected an array of strings [\"program\", \"arg\", ...], got " +
                          type_name(value.type()));
       size_t i = 0;
-      for (element word : value.get_array().value_unsafe())
+      simdjson::dom::array words = value.get_array().value_unsafe();
+      for (element word : words)
         stdio->command.argv.push_back(r.get_string(word, path + "[" + std::to_string(i++) + "]"));
     } else if (key == "env") {
       if (!value.is_object())
         r.fail(path, "expected an object of strings, got " + type_name(value.type()));
-      for (auto [name, v] : value.get_object().value_unsafe()) {
+      simdjson::dom::object vars = value.get_object().value_unsafe();
+      for (auto [name, v] : vars) {
         std::string n(name);
         if (n.empty() || n.find('=') != std::string::npos)
           r.fail(path, "expected variable names without '=', got \"" + n + "\"");
