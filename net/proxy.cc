@@ -39,6 +39,15 @@ int64_t realtime_ns() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+// When a response body in progress is given up on. A JSON, chunked or until-close body must
+// keep arriving: upstream_response_timeout_ms at most between reads, or an upstream that stalls
+// after its head would hold the client forever. An SSE stream may be quiet by design; it has its
+// own idle timeout, 0 meaning none.
+int64_t body_deadline_ns(bool sse, const proxy_config& config, int64_t now_ns) {
+  int64_t timeout_ms = sse ? config.sse_idle_timeout_ms : config.upstream_response_timeout_ms;
+  return timeout_ms > 0 ? now_ns + timeout_ms * ms : 0;
+}
+
 void set_nodelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -190,6 +199,23 @@ struct proxy_shard::upstream_conn {
   std::string filter_out;
 };
 
+namespace {
+
+// Before a request is admitted, nothing learned from an earlier one (on this connection, or on
+// the previous connection of the same slot) may be attributed to it: an audit line for a
+// malformed or timed-out request must not name the identity or session of someone else.
+template <class client_conn_type>
+void forget_attribution(client_conn_type& c) {
+  c.session_id.clear();
+  if (c.ticket) {
+    c.ticket->identity = {};
+    c.ticket->grant = {};
+    c.ticket->verdicts.clear();
+  }
+}
+
+}  // namespace
+
 proxy_shard::proxy_shard(std::shared_ptr<const proxy_config> config,
                          std::shared_ptr<const gate_config> gate, int listen_fd, shard_stats& stats,
                          metrics_registry* metrics)
@@ -311,11 +337,16 @@ void proxy_shard::on_accept(const io_uring_cqe& cqe) {
     } else if (open_clients_ >= config_->max_connections) {
       // Over the cap: say so and close, but keep accepting so that the listen queue never
       // fills and the kernel never stalls new clients silently.
-      static constexpr std::string_view busy =
-          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-          "Content-Length: 92\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+      static constexpr std::string_view busy_body =
           "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32050,\"message\":\"gateway at "
           "connection limit\"}}";
+      static constexpr std::string_view busy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+          "Content-Length: 91\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+          "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32050,\"message\":\"gateway at "
+          "connection limit\"}}";
+      // A client that trusts Content-Length waits for bytes that never come when it is wrong.
+      static_assert(busy_body.size() == 91 && busy.ends_with(busy_body));
       [[maybe_unused]] ssize_t n =
           ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ::close(fd);
@@ -647,12 +678,15 @@ void proxy_shard::process_client(client_conn& c) {
         c.bytes_out = 0;
         c.audit_heads.clear();
         c.audit_ends.clear();
+        forget_attribution(c);
         c.keep_alive = false;
         reply_jsonrpc_error(c, h.error_status(), -32600, h.error_reason(), {}, true);
         return;
       }
       stats_.requests.add();
-      if (!begin_request(c, h)) return;
+      // A request answered at its head (404, 405, 401, ...) may leave the connection open;
+      // the loop then goes on to a request pipelined behind it, already buffered.
+      if (!begin_request(c, h)) continue;
     }
     if (!read_request_body(c)) return;
     handle_request(c);
@@ -671,6 +705,7 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   c.audit_heads.clear();
   c.audit_ends.clear();
   c.metric_ids.clear();
+  forget_attribution(c);
   c.method = h.method();
   c.http10 = h.version() == http_version::http_1_0;
   c.keep_alive = h.keep_alive();
@@ -836,6 +871,10 @@ void proxy_shard::handle_request(client_conn& c) {
     padded = {body.data(), body.size(), c.chunked_body.capacity()};
   }
   size_t consumed = c.framing == body_framing::content_length ? c.content_length : 0;
+  // A POST without Content-Length or Transfer-Encoding has an empty body (RFC 9112 6.3): the
+  // extractor must see an empty document (a parse error), not a missing buffer.
+  static constexpr char no_body[core::byte_buffer::padding] = {};
+  if (padded.data == nullptr) padded = {no_body, 0, sizeof no_body};
 
   if (c.method == http_method::post) {
     jsonrpc_result r = extractor_.extract(padded);
@@ -1177,9 +1216,7 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
       stats_.sse_streams_open.add();
       if (metrics_) metrics_->sse_stream_opened();
     }
-    u.deadline_ns = u.sse && config_->sse_idle_timeout_ms > 0
-                        ? reactor_->now_ns() + config_->sse_idle_timeout_ms * ms
-                        : 0;
+    u.deadline_ns = body_deadline_ns(u.sse, *config_, reactor_->now_ns());
     if (u.filtering) {
       u.filter_body.clear();
       u.events_base = 0;
@@ -1247,8 +1284,7 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     upstream_failed(u, EPROTO, !u.sse);
     return;
   }
-  if (u.sse && config_->sse_idle_timeout_ms > 0)
-    u.deadline_ns = reactor_->now_ns() + config_->sse_idle_timeout_ms * ms;
+  u.deadline_ns = body_deadline_ns(u.sse, *config_, reactor_->now_ns());
   if (!done) {
     if (c->out.pending_bytes() > config_->relay_high_water) pause_upstream(u);
     return;
@@ -1480,6 +1516,9 @@ void proxy_shard::pause_upstream(upstream_conn& u) {
 
 void proxy_shard::resume_upstream(upstream_conn& u) {
   u.paused = false;
+  // Paused, the body was not read because the client was slow, not the upstream.
+  if (u.st == upstream_conn::state::busy && u.head_done)
+    u.deadline_ns = body_deadline_ns(u.sse, *config_, reactor_->now_ns());
   if (!u.in.empty() && u.st == upstream_conn::state::busy) relay_response(u, {});
   if (!u.recv_armed && u.st != upstream_conn::state::closing) arm_upstream_recv(u);
 }
@@ -1504,6 +1543,19 @@ void proxy_shard::on_tick(int64_t now) {
       close_client(c);  // idle keep-alive connection
     } else if ((c.st == client_conn::state::head || c.st == client_conn::state::body) &&
                !c.close_after_send) {
+      if (c.st == client_conn::state::head) {
+        // No head was parsed, so the request fields still describe the connection's previous
+        // request (or the slot's previous connection): the audit line must not reuse them.
+        c.req = ++next_req_;
+        c.started_ns = now;
+        c.started_realtime_ns = 0;
+        c.bytes_in = c.in.size();
+        c.bytes_out = 0;
+        c.audit_heads.clear();
+        c.audit_ends.clear();
+        c.metric_ids.clear();
+        forget_attribution(c);
+      }
       c.keep_alive = false;
       c.deadline_ns = 0;
       reply_jsonrpc_error(c, 408, -32600, "request head or body not received in time", {}, true);
@@ -1517,8 +1569,10 @@ void proxy_shard::on_tick(int64_t now) {
     if (u.fd < 0 || u.deadline_ns == 0 || now < u.deadline_ns) continue;
     if (u.st == upstream_conn::state::idle) {
       close_upstream(u);
-    } else if (u.st == upstream_conn::state::connecting || u.st == upstream_conn::state::busy) {
-      upstream_failed(u, ETIMEDOUT, !u.head_done);
+    } else if ((u.st == upstream_conn::state::connecting || u.st == upstream_conn::state::busy) &&
+               !u.paused) {  // a paused body waits for the client, see resume_upstream
+      // A filtered JSON body is held whole: the client has had nothing yet and gets the 504.
+      upstream_failed(u, ETIMEDOUT, !u.head_done || (u.filtering && !u.sse));
     }
   }
   if (draining_ && now >= drain_deadline_ns_) {

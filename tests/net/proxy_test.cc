@@ -428,6 +428,42 @@ TEST(Proxy, UpstreamResetMidStreamEndsTheClientStreamCleanly) {
   close(fd2);
 }
 
+TEST(Proxy, UpstreamStallingAfterTheResponseHeadIsCutOffAtTheResponseTimeoutThenRecovers) {
+  std::atomic<bool> upstream_saw_close{false};
+  scripted_upstream up([&upstream_saw_close](int fd, const message& request, int index) {
+    if (index > 0) return answer_json(fd, request, index);
+    send_all(fd,
+             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+             "{\"jsonrpc\"");
+    // Nothing more: the gateway has to give up on the body and close this connection.
+    pollfd p{fd, POLLIN, 0};
+    char byte;
+    upstream_saw_close = poll(&p, 1, 10'000) == 1 && recv(fd, &byte, 1, 0) <= 0;
+    return false;
+  });
+  gateway gw(up.port(), 1, [](proxy_config& c) { c.upstream_response_timeout_ms = 200; });
+  int fd = connect_to(gw.port());
+  auto start = std::chrono::steady_clock::now();
+  send_all(fd, post(call_body));
+  std::string buf;
+  read_until(fd, buf, [](const std::string&) { return false; });  // returns at EOF
+  auto waited = std::chrono::steady_clock::now() - start;
+  close(fd);
+  // The client got what was relayed, then a closed connection well before read_until's deadline.
+  EXPECT_EQ(buf.substr(0, 15), "HTTP/1.1 200 OK") << buf;
+  EXPECT_TRUE(buf.ends_with("\r\n\r\n{\"jsonrpc\"")) << buf;
+  EXPECT_LT(waited, 5s);
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (!upstream_saw_close && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+  EXPECT_TRUE(upstream_saw_close);
+  EXPECT_NE(gw.metrics_text().find(R"(mcpgate_upstream_errors_total{kind="timeout"} 1)"),
+            std::string::npos)
+      << gw.metrics_text();
+  int fd2 = connect_to(gw.port());
+  EXPECT_EQ(round_trip(fd2, post(call_body)).head.substr(0, 12), "HTTP/1.1 200");
+  close(fd2);
+}
+
 TEST(Proxy, RelaysEachSseEventBeforeTheStreamEnds) {
   std::atomic<bool> release{false};
   scripted_upstream up([&release](int fd, const message&, int) {
@@ -868,6 +904,95 @@ TEST(ProxyHostile, DeniesTheSecondOfTwoPipelinedRequestsInOneSegment) {
   EXPECT_NE(second.body.find("[POLICY DENIED]"), std::string::npos) << second.body;
   EXPECT_EQ(up.requests(), 1);
   close(fd);
+}
+
+TEST(ProxyHostile, AnswersARequestPipelinedBehindA404OnTheSameConnection) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  // Both requests in one segment: the second is already buffered when the first is answered.
+  send_all(fd, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n" + post(call_body));
+  std::string buf;
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
+  message first = parse_message(buf);
+  buf.erase(0, first.total);
+  ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }))
+      << buf;
+  EXPECT_EQ(first.head.substr(0, 12), "HTTP/1.1 404");
+  EXPECT_EQ(parse_message(buf).head.substr(0, 15), "HTTP/1.1 200 OK") << buf;
+  EXPECT_EQ(up.requests(), 1);
+  close(fd);
+}
+
+TEST(ProxyHostile, AnswersAPostWithoutABodyWithParseError) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd,
+                         "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         "Accept: application/json, text/event-stream\r\n\r\n");
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 400");
+  EXPECT_NE(m.body.find("-32700"), std::string::npos) << m.body;
+  EXPECT_EQ(up.requests(), 0);
+  close(fd);
+}
+
+TEST(ProxyHostile, StatesTheExactLengthOfThe503OverTheConnectionLimit) {
+  scripted_upstream up(answer_json);
+  gateway gw(up.port(), 1, [](proxy_config& c) { c.max_connections = 1; });
+  int a = connect_to(gw.port());
+  ASSERT_TRUE(round_trip(a, post(call_body)).complete);
+  int b = connect_to(gw.port());
+  std::string buf;
+  read_until(b, buf, [](const std::string&) { return false; });  // until the gateway closes
+  message m = parse_message(buf);
+  ASSERT_TRUE(m.complete) << buf;
+  EXPECT_EQ(m.head.substr(0, 12), "HTTP/1.1 503");
+  EXPECT_EQ(m.total, buf.size()) << "Content-Length must match the body";
+  EXPECT_EQ(m.body.back(), '}');
+  close(b);
+  close(a);
+}
+
+TEST(ProxyHostile, AuditsASlowlorisHeadAsARequestOfItsOwn) {
+  scripted_upstream up(answer_json);
+  policy::counter_store counters;
+  auto gate = deny_clear_session(counters);
+  constexpr std::string_view partial_head = "POST /mcp HTTP/1.1\r\nHost: x\r\n";
+  std::string path = ::testing::TempDir() + "proxy_audit_slowloris.log";
+  std::remove(path.c_str());
+  {
+    gateway gw(
+        up.port(), 1,
+        [&](proxy_config& c) {
+          c.audit.file = core::log_file::open(path).file;
+          c.header_timeout_ms = 200;
+        },
+        gate);
+    int fd = connect_to(gw.port());
+    ASSERT_TRUE(round_trip(fd, post(call_body, "Mcp-Session-Id: s1\r\n")).complete);
+    send_all(fd, partial_head);  // and never the rest
+    std::string buf;
+    read_until(fd, buf, [](const std::string&) { return false; });  // until the gateway closes
+    EXPECT_EQ(buf.substr(0, 12), "HTTP/1.1 408") << buf;
+    close(fd);
+  }
+  std::vector<std::string> lines = read_lines(path);
+  ASSERT_EQ(lines.size(), 2u);
+  simdjson::dom::parser parser;
+  simdjson::dom::element allowed = parser.parse(lines[0]);
+  int64_t allowed_req = allowed["req"].get_int64().value_unsafe();
+  EXPECT_EQ(std::string_view(allowed["identity"].get_string().value_unsafe()), "anonymous");
+  EXPECT_EQ(std::string_view(allowed["session"].get_string().value_unsafe()), "s1");
+  simdjson::dom::element timed_out = parser.parse(lines[1]);
+  EXPECT_EQ(std::string_view(timed_out["decision"].get_string().value_unsafe()), "invalid");
+  EXPECT_EQ(timed_out["req"].get_int64().value_unsafe(), allowed_req + 1) << lines[1];
+  EXPECT_EQ(timed_out["bytes_in"].get_int64().value_unsafe(), int64_t(partial_head.size()))
+      << lines[1];
+  // Neither the identity nor the session of the request before: this one never said who it is.
+  EXPECT_TRUE(timed_out["identity"].is_null()) << lines[1];
+  EXPECT_TRUE(timed_out["session"].is_null()) << lines[1];
+  EXPECT_EQ(up.requests(), 1);
 }
 
 // A tmpfs of 256 KiB, mostly filled by a ballast file, so the audit log runs out of space
