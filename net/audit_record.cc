@@ -238,6 +238,11 @@ void append_audit_tail(std::string& out, const audit_record& r) {
   out += '"';
   out += call_decision_name(r.decision);
   out += '"';
+  if (!r.error.empty()) {
+    append_key(out, ",\"error\":\"");
+    out += r.error;  // one of a few fixed words, nothing to escape
+    out += '"';
+  }
   if (r.forwarded) {
     append_key(out, ",\"upstream_status\":");
     append_int(out, r.upstream_status);

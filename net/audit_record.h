@@ -58,6 +58,9 @@ struct audit_record {
   std::optional<std::string_view> tool;  // tools/call's params.name, unescaped
   call_decision decision = call_decision::allowed;
   std::optional<std::string_view> rule;  // the rule or counter that decided
+  // upstream_error only: what failed ("refused", "reset", "timeout", "malformed"); written as
+  // "error" after "decision" when not empty. With upstream_status set, it failed mid-response.
+  std::string_view error;
   // Forwarded calls only: upstream_status and upstream_us appear in the line only when set.
   bool forwarded = false;
   int upstream_status = 0;

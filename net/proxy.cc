@@ -132,6 +132,7 @@ struct proxy_shard::client_conn {
   chunked_decoder chunks;
   std::string chunked_body;
   std::string fwd;  // the upstream request being built; moved to the upstream connection
+  std::string_view upstream_failure;  // for the audit line's "error" (a static word)
   std::string session_id;
   std::string protocol_version;
   std::string authorization;
@@ -617,6 +618,8 @@ void proxy_shard::record_finish(client_conn& c, call_decision decision, bool use
   r.gateway_us = (now - c.started_ns) / 1000 - r.upstream_us;
   r.bytes_in = c.bytes_in;
   r.bytes_out = c.bytes_out;
+  if (decision == call_decision::upstream_error) r.error = c.upstream_failure;
+  c.upstream_failure = {};
   label_id grant = no_label;
   if (metrics_) {
     const metric_labels* labels = gate_config_->labels.get();
@@ -1019,6 +1022,7 @@ void proxy_shard::forward(client_conn& c) {
     free_upstreams_.push_back(u->slot);
     stats_.upstream_errors.add();
     c.ticket->completed(0, false);
+    c.upstream_failure = "refused";
     reply_gateway_error(c, 502, -32030, "upstream unavailable: cannot create a socket");
     return;
   }
@@ -1433,6 +1437,10 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
   close_upstream(u);
   if (!c) return;
   c->up_slot = no_slot;
+  c->upstream_failure = err == ETIMEDOUT      ? "timeout"
+                        : err == ECONNREFUSED ? "refused"
+                        : err == EPROTO       ? "malformed"
+                                              : "reset";
   if (before_response) {
     c->ticket->completed(0, false);
     const char* what = err == ETIMEDOUT      ? "upstream timed out"

@@ -113,9 +113,11 @@ async function assert_denied_by_gateway(gateway, id, session) {
   assert.equal(reply.message.result.content[0].text, denial_text, reply.raw);
 }
 
-async function assert_audit_upstream_error(audit, id) {
+// `error` is what the audit line says failed: refused, reset, timeout or malformed.
+async function assert_audit_upstream_error(audit, id, error) {
   const line = await audit_line_for(audit, id);
   assert.equal(line.decision, 'upstream_error', JSON.stringify(line));
+  assert.equal(line.error, error, JSON.stringify(line));
   assert.equal(line.method, 'tools/call', JSON.stringify(line));
   return line;
 }
@@ -208,7 +210,7 @@ describe('a real upstream killed, restarted and stalled', {skip: skip_without_ga
           assert_gateway_error(reply, 502, -32030, ids[i]);
           assert.equal(reply.ended, 'open', 'a gateway error keeps the client connection');
         }
-        for (const id of ids) await assert_audit_upstream_error(gateway_audit, id);
+        for (const id of ids) await assert_audit_upstream_error(gateway_audit, id, 'reset');
       }));
 
   test(
@@ -218,7 +220,7 @@ describe('a real upstream killed, restarted and stalled', {skip: skip_without_ga
         const reply = await call(gateway, 'while-down');
         assert_gateway_error(reply, 502, -32030, 'while-down');
         assert.match(reply.message.error.message, /refused/);
-        await assert_audit_upstream_error(gateway_audit, 'while-down');
+        await assert_audit_upstream_error(gateway_audit, 'while-down', 'refused');
 
         await assert_denied_by_gateway(gateway, 'denied-while-down');
         const denied = await audit_line_for(gateway_audit, 'denied-while-down');
@@ -278,7 +280,7 @@ describe('a real upstream killed, restarted and stalled', {skip: skip_without_ga
           assert_gateway_error(reply, 504, -32031, 'stalled');
           assert.ok(waited >= stall_timeout_ms - 50, `answered after ${waited} ms`);
           assert.ok(waited < stall_timeout_ms + 5_000, `answered after ${waited} ms`);
-          await assert_audit_upstream_error(stall_audit, 'stalled');
+          await assert_audit_upstream_error(stall_audit, 'stalled', 'timeout');
           const timeouts_after = metric_sum(
               await metrics_text(metrics_port), 'mcpgate_upstream_errors_total', 'kind="timeout"');
           assert.equal(timeouts_after, timeouts_before + 1);
@@ -333,7 +335,7 @@ describe('a scripted upstream that misbehaves on the wire', {skip: skip_without_
     upstream.behave(raw_behaviour.reset_before_response);
     const reply = await call(gateway, 'reset-early');
     assert_gateway_error(reply, 502, -32030, 'reset-early');
-    await assert_audit_upstream_error(audit, 'reset-early');
+    await assert_audit_upstream_error(audit, 'reset-early', 'reset');
     await assert_recovered();
   });
 
@@ -348,7 +350,7 @@ describe('a scripted upstream that misbehaves on the wire', {skip: skip_without_
         assert.equal(reply.complete, false, `the truncated body looks complete: ${reply.raw}`);
         assert.equal(reply.body, '{"jsonrpc":"2.0","id', reply.raw);  // the 20 bytes sent
         assert.equal(reply.ended, 'fin', 'the gateway ends the connection with a FIN, not a reset');
-        const line = await assert_audit_upstream_error(audit, 'reset-mid');
+        const line = await assert_audit_upstream_error(audit, 'reset-mid', 'reset');
         assert.equal(line.upstream_status, 200, JSON.stringify(line));
         await assert_recovered();
       });
@@ -367,7 +369,7 @@ describe('a scripted upstream that misbehaves on the wire', {skip: skip_without_
         assert.equal(reply.complete, false, reply.raw);
         assert.equal(reply.body, '{"jsonrpc":"2.0","id', reply.raw);
         assert.equal(reply.ended, 'fin', 'the gateway ends the connection with a FIN, not a reset');
-        await assert_audit_upstream_error(audit, 'stall-mid-body');
+        await assert_audit_upstream_error(audit, 'stall-mid-body', 'timeout');
         await assert_recovered();
       });
 
@@ -375,7 +377,7 @@ describe('a scripted upstream that misbehaves on the wire', {skip: skip_without_
     upstream.behave(raw_behaviour.malformed_status_line);
     const reply = await call(gateway, 'bad-status');
     assert_gateway_error(reply, 502, -32033, 'bad-status');
-    await assert_audit_upstream_error(audit, 'bad-status');
+    await assert_audit_upstream_error(audit, 'bad-status', 'malformed');
     await assert_recovered();
   });
 
@@ -385,7 +387,7 @@ describe('a scripted upstream that misbehaves on the wire', {skip: skip_without_
         upstream.behave(raw_behaviour.malformed_framing);
         const reply = await call(gateway, 'bad-framing');
         assert_gateway_error(reply, 502, -32033, 'bad-framing');
-        await assert_audit_upstream_error(audit, 'bad-framing');
+        await assert_audit_upstream_error(audit, 'bad-framing', 'malformed');
         await assert_recovered();
       });
 
@@ -402,7 +404,7 @@ describe('a scripted upstream that misbehaves on the wire', {skip: skip_without_
         const [event] = jsonrpc_messages(reply.body);
         assert.equal(event.method, 'notifications/progress', reply.raw);
         assert.equal(reply.ended, 'fin', 'the gateway ends the connection with a FIN, not a reset');
-        const line = await assert_audit_upstream_error(audit, 'sse-early');
+        const line = await assert_audit_upstream_error(audit, 'sse-early', 'reset');
         assert.equal(line.upstream_status, 200, JSON.stringify(line));
         await assert_recovered();
       });

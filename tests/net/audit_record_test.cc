@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <simdjson.h>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -113,6 +114,20 @@ TEST(AuditRecord, DeniedCallOmitsUpstreamKeysAndWritesNullForAbsentValues) {
   for (const char* key : {"identity", "grant", "session", "id", "tool", "rule", "args"})
     EXPECT_TRUE(doc[key].is_null()) << key << " in " << line;
   EXPECT_EQ(std::string_view(doc["decision"]), "unauthenticated");
+}
+
+TEST(AuditRecord, AnUpstreamFailureSaysWhatFailedAfterTheDecision) {
+  simdjson::dom::parser parser;
+  audit_record r = sample();
+  r.decision = call_decision::upstream_error;
+  r.error = "timeout";
+  auto doc = parse_line(parser, line_for(r, arguments_mode::hash));
+  std::vector<std::string> keys = keys_of(doc);
+  auto at = std::find(keys.begin(), keys.end(), "decision");
+  ASSERT_NE(at, keys.end());
+  EXPECT_EQ(*(at + 1), "error");
+  EXPECT_EQ(std::string_view(doc["error"]), "timeout");
+  EXPECT_EQ(line_for(sample(), arguments_mode::hash).find("\"error\""), std::string::npos);
 }
 
 TEST(AuditRecord, EveryDecisionHasItsName) {
