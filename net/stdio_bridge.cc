@@ -37,6 +37,9 @@ constexpr int64_t ms = 1'000'000;
 constexpr size_t recv_size = 16 * 1024;
 constexpr size_t read_size = 64 * 1024;
 constexpr size_t max_log_backlog = 1 << 20;
+// A child's stdout ends just before its exit is seen on the pidfd, usually within the same loop
+// turn: wait this long for the exit before deciding it closed stdout and runs on.
+constexpr int64_t stdout_closed_grace_ns = 200 * ms;
 // Read/write offset -1: the file's own position, so that stderr redirected to a file is
 // appended to rather than overwritten from its start.
 constexpr uint64_t current_position = ~uint64_t{0};
@@ -257,6 +260,7 @@ struct stdio_bridge::process {
   int status = 0;
   int64_t started_ns = 0;
   int64_t kill_at_ns = 0;      // SIGKILL when still running then
+  int64_t stop_at_ns = 0;      // stdout closed: stop it then unless it has exited by itself
   int64_t finalize_at_ns = 0;  // reaped but stdout still open (a stray holds it): give up then
   std::array<char, read_size> out_buf, err_buf;
   std::string out_line, err_line;
@@ -386,6 +390,7 @@ void stdio_bridge::on_completion(const io_uring_cqe& cqe) {
           c.in.clear();
           c.out.clear();
           c.mode = conn::mode::idle;
+          c.streaming = false;
           ++open_conns_;
           arm_recv(c);
         }
@@ -436,6 +441,12 @@ void stdio_bridge::on_completion(const io_uring_cqe& cqe) {
 void stdio_bridge::on_tick(int64_t now) {
   for (auto& p : processes_) {
     if (!p->live) continue;
+    if (p->stop_at_ns && !p->reaped && !p->stop_requested && now >= p->stop_at_ns) {
+      // The child closed its stdout but runs on: it can no longer answer anything.
+      log_line("mcpgate: stdio: " + p->label + " pid " + std::to_string(p->pid) +
+               " closed its stdout; stopping it\n");
+      stop_process(*p);
+    }
     if (p->kill_at_ns && !p->reaped && now >= p->kill_at_ns) {
       core::signal_child(p->child, SIGKILL);
       p->kill_at_ns = 0;
@@ -584,7 +595,8 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
       return;
     }
     p = process_at(s->process_slot, s->process_gen);
-    if (!p || p->stop_requested || p->reaped) {
+    // A child whose stdout has closed can answer nothing more, even before its exit is seen.
+    if (!p || p->stop_requested || p->reaped || p->stdout_eof) {
       end_session(*s, false);
       reply_error(c, 404, -32001, "Session not found");
       return;
@@ -759,13 +771,14 @@ void stdio_bridge::flush(conn& c) {
 }
 
 void stdio_bridge::on_sent(conn& c, const io_uring_cqe& cqe) {
+  // The send is over whatever happens next: a queue left marked in flight would stay so when
+  // the slot is reused, and the next connection's replies would never be sent.
+  c.out.sent(cqe.res > 0 ? static_cast<size_t>(cqe.res) : 0);
   if (c.closing) return;
   if (cqe.res < 0) {
-    c.out.sent(0);
     close_conn(c);
     return;
   }
-  c.out.sent(static_cast<size_t>(cqe.res));
   flush(c);
 }
 
@@ -819,7 +832,7 @@ stdio_bridge::process* stdio_bridge::start_process(std::string& error, int& http
     if (process* p =
             process_at(shared_process_,
                        processes_.size() > shared_process_ ? processes_[shared_process_]->gen : 0);
-        p && !p->stop_requested && !p->reaped)
+        p && !p->stop_requested && !p->reaped && !p->stdout_eof)
       return p;
   }
   int64_t now = reactor_->now_ns();
@@ -868,7 +881,7 @@ stdio_bridge::process* stdio_bridge::start_process(std::string& error, int& http
   p.reaped = p.stdout_eof = p.stderr_eof = p.finalized = p.stop_requested = false;
   p.status = 0;
   p.started_ns = now;
-  p.kill_at_ns = p.finalize_at_ns = 0;
+  p.kill_at_ns = p.stop_at_ns = p.finalize_at_ns = 0;
   p.out_line.clear();
   p.err_line.clear();
   p.to_child.clear();
@@ -903,12 +916,11 @@ void stdio_bridge::on_read(process& p, bool err, const io_uring_cqe& cqe) {
     (err ? p.stderr_eof : p.stdout_eof) = true;
     if (err && !p.err_line.empty()) child_log(p, std::exchange(p.err_line, {}));
     if (!err) {
-      if (!p.reaped && !p.stop_requested) {
-        // The child closed its stdout but runs on: it can no longer answer anything.
-        log_line("mcpgate: stdio: " + p.label + " pid " + std::to_string(p.pid) +
-                 " closed its stdout; stopping it\n");
-        stop_process(p);
-      }
+      // Stopping it at once would make every exit look like the gateway's doing (the EOF
+      // usually completes before the pidfd does): no crash counted, no backoff, and the error
+      // would say "stopped by the gateway". on_tick stops it if it really runs on.
+      if (!p.reaped && !p.stop_requested && !p.stop_at_ns)
+        p.stop_at_ns = reactor_->now_ns() + stdout_closed_grace_ns;
       finalize_process(p);
     }
     return;
@@ -1183,7 +1195,9 @@ void stdio_bridge::finalize_process(process& p) {
   }
   p.sessions.clear();
   if (config_->shared && shared_process_ == p.slot) shared_process_ = no_slot;
-  for (int fd : {p.child.stdin_fd, p.child.stderr_fd}) {
+  // stdout too: when finalize_at_ns gave up on it, a stray the child left holds it open and
+  // its read would otherwise stay pending, and the process slot and its pipes with it, forever.
+  for (int fd : {p.child.stdin_fd, p.child.stdout_fd, p.child.stderr_fd}) {
     io_uring_sqe* s = reactor_->io().sqe();
     io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(s, core::encode({op_ignore, 0, 0}));

@@ -273,6 +273,7 @@ export async function start_counting_upstream({timeout_ms = 20_000} = {}) {
 }
 
 const gateway_listening = /^mcpgate: listening on 127\.0\.0\.1:(\d+)$/;
+const admin_listening_line = /^mcpgate: admin listening on (\S+:\d+)$/;
 
 // Starts the gateway (MCPGATE_BIN) on a port of its choosing in front of `upstream_url` and
 // resolves once it prints its listening line, with { url, port, process, stop,
@@ -280,25 +281,51 @@ const gateway_listening = /^mcpgate: listening on 127\.0\.0\.1:(\d+)$/;
 // gateway's address. With `config` (a config file) the gateway reads it with --config, and
 // `upstream_url` may be left out when the file names the upstream; `endpoint_path` then gives
 // the path of `url` (default /mcp). The command-line --listen always wins over the file's.
-export async function start_gateway(
-    {upstream_url, shards, config, endpoint_path = '/mcp', timeout_ms = 20_000} = {}) {
+//
+// For stdio upstreams: `upstream_command` is passed as --upstream-command (one string, split by
+// the gateway as a shell would); `admin` adds --admin 127.0.0.1:0 and the result then also
+// holds `admin_url` (http://127.0.0.1:PORT); `extra_args` are appended to the command line as
+// given; `env` and `cwd` are the gateway process's own.
+export async function start_gateway({
+  upstream_url,
+  upstream_command,
+  shards,
+  config,
+  admin = false,
+  extra_args = [],
+  env,
+  cwd,
+  endpoint_path = '/mcp',
+  timeout_ms = 20_000,
+} = {}) {
   if (!gateway_bin) throw new Error('MCPGATE_BIN is not set');
   const args = [];
   if (config !== undefined) args.push('--config', config);
   args.push('--listen', `${loopback}:0`);
   if (upstream_url !== undefined) args.push('--upstream', upstream_url);
+  if (upstream_command !== undefined) args.push('--upstream-command', upstream_command);
   if (shards !== undefined) args.push('--shards', String(shards));
-  const child = start_process('mcpgate', gateway_bin, args);
+  if (admin) args.push('--admin', `${loopback}:0`);
+  args.push(...extra_args);
+  const child = start_process('mcpgate', gateway_bin, args, {env, cwd});
   let listening_lines = 0;
   child.watch_lines((stream_name, line) => {
     if (stream_name === 'stderr' && gateway_listening.test(line)) listening_lines += 1;
   });
   try {
-    const [, port] = await child.wait_for_line(gateway_listening, {timeout_ms});
+    // Both waits start before either line can be printed: the admin line follows at once.
+    const listening = child.wait_for_line(gateway_listening, {timeout_ms});
+    const admin_listening =
+        admin ? child.wait_for_line(admin_listening_line, {timeout_ms}) : Promise.resolve(null);
+    listening.catch(() => {});
+    admin_listening.catch(() => {});
+    const [, port] = await listening;
+    const admin_match = await admin_listening;
     return {
       url: `http://${loopback}:${port}${
           upstream_url !== undefined ? new URL(upstream_url).pathname : endpoint_path}`,
       port: Number(port),
+      admin_url: admin_match ? `http://${admin_match[1]}` : undefined,
       process: child,
       stop: (options) => child.stop(options),
       listening_line_count: () => listening_lines,
@@ -320,4 +347,30 @@ export async function stop_all(...peers) {
       // The group is killed on exit anyway; a failing stop must not hide the test's own error.
     }
   }
+}
+
+// GET `admin_url`/metrics and returns the samples as a Map from the sample's name with its
+// labels, as written ('mcpgate_stdio_refused_total{reason="crash_backoff"}'), to its value.
+export async function read_metrics(admin_url) {
+  const response = await fetch(`${admin_url}/metrics`, {signal: AbortSignal.timeout(10_000)});
+  if (!response.ok) throw new Error(`GET ${admin_url}/metrics: HTTP ${response.status}`);
+  const samples = new Map();
+  for (const line of (await response.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}
+
+// argv of the cheapest stdio MCP server there is: sed answering every line that holds a numeric
+// "id" with an initialize result ({"name": "sed-echo"}), and nothing to notifications (-u: a
+// line out for every line in, never held in a buffer). A shell runs `prelude` first, then
+// execs sed in its place, so the gateway's child is sed itself; with the default prelude the
+// child's first stderr line is "started", which the gateway logs with its pid.
+export function sed_stdio_server({prelude = 'echo started >&2'} = {}) {
+  const script = 's/.*"id":\\([0-9][0-9]*\\).*/{"jsonrpc":"2.0","id":\\1,"result":' +
+      '{"protocolVersion":"2025-06-18","capabilities":{},' +
+      '"serverInfo":{"name":"sed-echo","version":"1.0.0"}}}/p';
+  return ['sh', '-c', `${prelude}; exec sed -un '${script}'`];
 }
