@@ -7,7 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <simdjson.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -99,117 +99,6 @@ std::string_view status_text(int status) {
 
 }  // namespace
 
-// One JSON-RPC message, as much of it as routing needs.
-struct stdio_bridge::message_info {
-  enum class kind : uint8_t { invalid, request, notification, response } what = kind::invalid;
-  std::string id_key;  // "s:" + unescaped string id, or "n:" + the number as written
-  size_t id_offset = 0, id_length = 0;  // the id's token in the scanned text
-  bool initialize = false;
-  std::string progress_token;  // normalised like id_key; requests: params._meta.progressToken
-};
-
-// Reads lines and bodies with simdjson On-Demand; one per bridge, buffers reused.
-struct stdio_bridge::scanner {
-  simdjson::ondemand::parser parser;
-  std::string padded;
-  std::vector<message_info> messages;
-  bool batch = false;
-
-  static std::string key_of(simdjson::ondemand::value v) {
-    simdjson::ondemand::json_type t;
-    if (v.type().get(t)) return {};
-    if (t == simdjson::ondemand::json_type::string) {
-      std::string_view s;
-      if (v.get_string().get(s)) return {};
-      return "s:" + std::string(s);
-    }
-    if (t == simdjson::ondemand::json_type::number)
-      return "n:" + std::string(trim(v.raw_json_token()));
-    return {};
-  }
-
-  void scan_object(simdjson::ondemand::object obj, message_info& m) {
-    bool has_id = false, has_method = false, has_outcome = false;
-    for (auto field : obj) {
-      std::string_view key;
-      if (field.unescaped_key().get(key)) return;
-      simdjson::ondemand::value v;
-      if (field.value().get(v)) return;
-      if (key == "id") {
-        std::string_view raw = trim(v.raw_json_token());
-        m.id_offset = static_cast<size_t>(raw.data() - padded.data());
-        m.id_length = raw.size();
-        m.id_key = key_of(v);
-        has_id = !m.id_key.empty();
-      } else if (key == "method") {
-        std::string_view method;
-        if (v.get_string().get(method)) return;
-        has_method = true;
-        m.initialize = method == "initialize";
-      } else if (key == "result" || key == "error") {
-        has_outcome = true;
-      } else if (key == "params") {
-        simdjson::ondemand::object params;
-        if (v.get_object().get(params)) continue;
-        for (auto pf : params) {
-          std::string_view pk;
-          if (pf.unescaped_key().get(pk)) break;
-          simdjson::ondemand::value pv;
-          if (pf.value().get(pv)) break;
-          if (pk == "progressToken") {
-            m.progress_token = key_of(pv);
-          } else if (pk == "_meta") {
-            simdjson::ondemand::object meta;
-            if (pv.get_object().get(meta)) continue;
-            for (auto mf : meta) {
-              std::string_view mk;
-              if (mf.unescaped_key().get(mk)) break;
-              simdjson::ondemand::value mv;
-              if (mf.value().get(mv)) break;
-              if (mk == "progressToken") m.progress_token = key_of(mv);
-            }
-          }
-        }
-      }
-    }
-    if (has_method)
-      m.what = has_id ? message_info::kind::request : message_info::kind::notification;
-    else if (has_id && has_outcome)
-      m.what = message_info::kind::response;
-  }
-
-  // Fills `messages` (one per element for a batch). False when the text is not JSON-RPC.
-  bool scan(std::string_view text) {
-    messages.clear();
-    batch = false;
-    padded.assign(text);
-    padded.append(simdjson::SIMDJSON_PADDING, '\0');
-    simdjson::ondemand::document doc;
-    if (parser.iterate(padded.data(), text.size(), padded.size()).get(doc)) return false;
-    simdjson::ondemand::json_type t;
-    if (doc.type().get(t)) return false;
-    if (t == simdjson::ondemand::json_type::array) {
-      batch = true;
-      simdjson::ondemand::array arr;
-      if (doc.get_array().get(arr)) return false;
-      for (auto el : arr) {
-        simdjson::ondemand::object obj;
-        if (el.get_object().get(obj)) return false;
-        scan_object(obj, messages.emplace_back());
-      }
-    } else if (t == simdjson::ondemand::json_type::object) {
-      simdjson::ondemand::object obj;
-      if (doc.get_object().get(obj)) return false;
-      scan_object(obj, messages.emplace_back());
-    } else {
-      return false;
-    }
-    for (const message_info& m : messages)
-      if (m.what == message_info::kind::invalid) return false;
-    return !messages.empty();
-  }
-};
-
 // Where a response to a request the bridge passed on goes back to.
 struct stdio_bridge::route {
   uint32_t conn_slot, conn_gen;
@@ -296,10 +185,7 @@ stdio_bridge::bound_socket stdio_bridge::bind_socket() {
 
 stdio_bridge::stdio_bridge(std::shared_ptr<const stdio_upstream_config> config, int listen_fd,
                            stdio_bridge_stats& stats)
-    : config_(std::move(config)),
-      listen_fd_(listen_fd),
-      stats_(stats),
-      scanner_(std::make_unique<scanner>()) {}
+    : config_(std::move(config)), listen_fd_(listen_fd), stats_(stats), scanner_() {}
 
 stdio_bridge::~stdio_bridge() {
   for (auto& p : processes_) {
@@ -541,7 +427,7 @@ stdio_bridge::session* stdio_bridge::find_session(std::string_view id) {
 }
 
 void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string_view body) {
-  if (!scanner_->scan(body)) {
+  if (!scanner_.scan(body)) {
     reply_error(c, 400, -32700, "stdio bridge: the body is not JSON-RPC");
     return;
   }
@@ -552,7 +438,7 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
 
   session* s = nullptr;
   process* p = nullptr;
-  bool initialize = !scanner_->batch && scanner_->messages[0].initialize;
+  bool initialize = !scanner_.batch() && scanner_.messages()[0].initialize;
   if (session_id.empty()) {
     if (!initialize) {
       reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
@@ -610,8 +496,8 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
   if (config_->shared) {
     std::string rewritten;
     size_t from = 0;
-    for (const message_info& m : scanner_->messages) {
-      if (m.what != message_info::kind::request) continue;
+    for (const stdio_message& m : scanner_.messages()) {
+      if (m.what != stdio_message::kind::request) continue;
       std::string child_id = std::to_string(++next_child_id_);
       rewritten.append(line, from, m.id_offset - from);
       rewritten += child_id;
@@ -624,8 +510,8 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
     rewritten.append(line, from, std::string::npos);
     line = std::move(rewritten);
   } else {
-    for (const message_info& m : scanner_->messages) {
-      if (m.what != message_info::kind::request) continue;
+    for (const stdio_message& m : scanner_.messages()) {
+      if (m.what != stdio_message::kind::request) continue;
       p->routes[m.id_key] = route{c.slot, c.gen, c.exchange, {}};
       ++requests;
       if (!m.progress_token.empty()) c.progress_tokens.push_back(m.progress_token);
@@ -643,7 +529,7 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
   c.process_slot = p->slot;
   c.process_gen = p->gen;
   c.waiting = requests;
-  c.can_be_json = requests == 1 && !scanner_->batch;
+  c.can_be_json = requests == 1 && !scanner_.batch();
   c.streaming = false;
   p->posts.emplace_back(c.slot, c.gen);
   ++s->busy;
@@ -926,7 +812,11 @@ void stdio_bridge::on_read(process& p, bool err, const io_uring_cqe& cqe) {
     return;
   }
   std::string& acc = err ? p.err_line : p.out_line;
+  size_t fresh = acc.size();
   acc.append(err ? p.err_buf.data() : p.out_buf.data(), static_cast<size_t>(cqe.res));
+  // A bare CR ends a line in SSE: passed on, it would let a child forge events on the client's
+  // stream. Valid JSON has CR only as whitespace between tokens, so a space keeps the meaning.
+  if (!err) std::replace(acc.begin() + static_cast<std::ptrdiff_t>(fresh), acc.end(), '\r', ' ');
   size_t start = 0;
   for (size_t nl; (nl = acc.find('\n', start)) != std::string::npos; start = nl + 1) {
     std::string_view line(acc.data() + start, nl - start);
@@ -1024,14 +914,14 @@ void stdio_bridge::on_exit_ready(process& p) {
 // A line the child wrote on stdout: a response goes to the POST that carried its request;
 // anything else to the POST it most likely belongs to, else the session's GET stream.
 void stdio_bridge::deliver(process& p, std::string_view line) {
-  if (!scanner_->scan(line)) {
+  if (!scanner_.scan(line)) {
     log_line("mcpgate: stdio: " + p.label + " pid " + std::to_string(p.pid) +
              " wrote something that is not JSON-RPC on stdout; dropped\n");
     stats_.messages_dropped.add();
     return;
   }
-  const message_info& first = scanner_->messages[0];
-  if (first.what == message_info::kind::response) {
+  const stdio_message& first = scanner_.messages()[0];
+  if (first.what == stdio_message::kind::response) {
     auto it = p.routes.find(first.id_key);
     if (it == p.routes.end()) {
       stats_.messages_dropped.add();
@@ -1092,7 +982,7 @@ void stdio_bridge::deliver(process& p, std::string_view line) {
   }
   // No POST open: the GET stream, or the queue for one. In shared mode a notification concerns
   // every session; a server request goes to one of them.
-  bool request = first.what == message_info::kind::request;
+  bool request = first.what == stdio_message::kind::request;
   for (auto [slot, gen] : p.sessions) {
     session* s = session_at(slot, gen);
     if (!s) continue;

@@ -11,6 +11,7 @@
 #include "core/shard.h"
 #include "net/address.h"
 #include "net/shard_stats.h"
+#include "net/stdio_message.h"
 
 namespace mcpgate::net {
 
@@ -86,7 +87,6 @@ class stdio_bridge final : public core::shard_handler {
   struct process;
   struct session;
   struct route;
-  struct message_info;
 
   // HTTP side
   void arm_accept();
@@ -137,8 +137,7 @@ class stdio_bridge final : public core::shard_handler {
   int listen_fd_;
   stdio_bridge_stats& stats_;
   core::reactor* reactor_ = nullptr;
-  struct scanner;
-  std::unique_ptr<scanner> scanner_;
+  stdio_message_scanner scanner_;
 
   std::vector<std::unique_ptr<conn>> conns_;
   std::vector<uint32_t> free_conns_;
