@@ -463,6 +463,16 @@ void proxy_shard::on_client_sent(client_conn& c, const io_uring_cqe& cqe) {
     if (upstream_conn* u = upstream_at(c.up_slot, c.up_gen); u && u->paused) resume_upstream(*u);
   }
   if (c.close_after_send && c.out.empty()) linger_client(c);
+  // Once everything is sent, the send buffers go back to the allocator (mimalloc's per-thread
+  // free lists, so the next reply's buffer is a pointer pop): an idle keep-alive connection or
+  // a quiet SSE stream then holds none. 10,000 idle clients kept 80 MiB otherwise.
+  c.out.release_if_drained();
+  if (c.st == client_conn::state::head && c.in.empty()) {
+    c.fwd.clear();
+    c.fwd.shrink_to_fit();
+    c.audit_heads.clear();
+    c.audit_heads.shrink_to_fit();
+  }
 }
 
 // Lingering close: stop sending, keep reading (and dropping) what the client still sends for a
