@@ -348,10 +348,23 @@ void proxy_shard::on_accept(const io_uring_cqe& cqe) {
           "connection limit\"}}";
       // A client that trusts Content-Length waits for bytes that never come when it is wrong.
       static_assert(busy_body.size() == 91 && busy.ends_with(busy_body));
-      [[maybe_unused]] ssize_t n =
-          ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t n = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       ::close(fd);
       stats_.connections_rejected.add();
+      if (audit_) {
+        // A line of its own, so that an operator sees clients turned away, not just a counter.
+        audit_record r;
+        r.realtime_ns = realtime_ns();
+        r.shard = reactor_->id();
+        r.conn = ++next_conn_id_;
+        r.req = ++next_req_;
+        r.decision = call_decision::invalid;
+        r.rule = "limits.max_connections_per_shard";
+        r.bytes_out = n > 0 ? static_cast<uint64_t>(n) : 0;
+        append_audit_line(audit_lines_, r, config_->audit.arguments);
+        audit_->append(audit_lines_);
+        audit_lines_.clear();
+      }
     } else {
       set_nodelay(fd);
       uint32_t slot;
@@ -544,7 +557,7 @@ void proxy_shard::reply(client_conn& c, int http_status, std::string_view extra_
   }
   if (close_after) out += "Connection: close\r\n";
   out += "\r\n";
-  out += body;
+  if (c.method != http_method::head) out += body;  // a HEAD reply states the length, no body
   send_client(c, out);
   if (c.audit_ends.empty() && c.metric_ids.empty()) record_prepare(c, nullptr);
   record_finish(c, decision, use_verdicts, false, 0);

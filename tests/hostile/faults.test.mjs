@@ -114,10 +114,11 @@ async function assert_denied_by_gateway(gateway, id, session) {
 }
 
 // `error` is what the audit line says failed: refused, reset, timeout or malformed.
+// A list allows any of them.
 async function assert_audit_upstream_error(audit, id, error) {
   const line = await audit_line_for(audit, id);
   assert.equal(line.decision, 'upstream_error', JSON.stringify(line));
-  assert.equal(line.error, error, JSON.stringify(line));
+  assert.ok([error].flat().includes(line.error), JSON.stringify(line));
   assert.equal(line.method, 'tools/call', JSON.stringify(line));
   return line;
 }
@@ -210,7 +211,11 @@ describe('a real upstream killed, restarted and stalled', {skip: skip_without_ga
           assert_gateway_error(reply, 502, -32030, ids[i]);
           assert.equal(reply.ended, 'open', 'a gateway error keeps the client connection');
         }
-        for (const id of ids) await assert_audit_upstream_error(gateway_audit, id, 'reset');
+        // Reset on the connection the request was sent on, or refused when the gateway retried a
+        // pooled connection that had not answered a byte and found the upstream gone.
+        for (const id of ids) {
+          await assert_audit_upstream_error(gateway_audit, id, ['reset', 'refused']);
+        }
       }));
 
   test(

@@ -138,8 +138,10 @@ describe('limits', {skip: skip_without_gateway}, () => {
             await scene.normal_call(connection);
           }
           const calls_before = await scene.calls();
-          // Accepting never stops: each further client hears why, with a body as long as stated.
+          // Accepting never stops: each further client hears why, with a body as long as stated,
+          // and leaves an audit line naming the limit.
           for (let i = 0; i < 3; ++i) {
+            const mark = await scene.audit_mark();
             const extra = await scene.open_connection();
             try {
               const response = await extra.next_response();
@@ -150,6 +152,9 @@ describe('limits', {skip: skip_without_gateway}, () => {
             } finally {
               extra.destroy();
             }
+            const [line] = await scene.audit_lines_of_case(mark);
+            assert.equal(line.decision, 'invalid', JSON.stringify(line));
+            assert.equal(line.rule, 'limits.max_connections_per_shard', JSON.stringify(line));
           }
           await assert_upstream_untouched(scene, calls_before);
           // The held connections still work.

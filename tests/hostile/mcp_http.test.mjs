@@ -110,10 +110,17 @@ describe('MCP over HTTP: what a client may send', {skip: skip_without_gateway}, 
           `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
       if (method === 'CONNECT' || method === 'HEAD') {
         // CONNECT: an authority-form target is not the endpoint path, refused before the method
-        // matters. HEAD: the status alone is checked (the reply's body is not read as content).
+        // matters. HEAD: 405 with the length of the error but, as HTTP requires, no body.
         const calls_before = await scene.calls();
         const mark = await scene.audit_mark();
-        const {response, connection} = await exchange(scene.port, bytes);
+        const {response, connection} =
+            await exchange(scene.port, bytes, {head_request: method === 'HEAD'});
+        if (method === 'HEAD') {
+          assert.equal(response.status, 405, response.head);
+          assert.equal(response.headers.allow, 'GET, POST, DELETE', response.head);
+          assert.ok(Number(response.headers['content-length']) > 0, response.head);
+          assert.equal(await connection.rest_after_close(), '', 'bytes after the HEAD reply');
+        }
         connection.destroy();
         assert.ok([400, 404, 405].includes(response.status), response.head);
         const [line] = await scene.audit_lines_of_case(mark);

@@ -9,7 +9,13 @@ import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import {poll, start_counting_upstream, start_gateway, stop_all} from '../../e2e/lib/harness.mjs';
+import {
+  poll,
+  read_metrics,
+  start_counting_upstream,
+  start_gateway,
+  stop_all
+} from '../../e2e/lib/harness.mjs';
 
 import {exchange, jsonrpc_messages, raw_connection} from './bypass_wire.mjs';
 
@@ -78,7 +84,7 @@ export async function start_scene(name, {limits = {}, shards = 1} = {}) {
               limits,
             },
             null, 2));
-    gateway = await start_gateway({config});
+    gateway = await start_gateway({config, admin: true});
   } catch (error) {
     await stop_all(gateway, upstream);
     await rm(dir, {recursive: true, force: true});
@@ -194,8 +200,17 @@ class scene {
   // The upstream's counts now (GET /calls).
   calls() { return this.upstream.calls(); }
 
-  // The number of audit lines written so far: a mark to read a case's lines from.
-  async audit_mark() { return (await read_audit(this.audit_file)).length; }
+  // The number of audit lines written so far: a mark to read a case's lines from. A line is
+  // handed to the audit writer before the client has its reply, but written up to a flush
+  // interval later; so the mark waits until the writers hold nothing (the admin listener's
+  // mcpgate_audit_pending_bytes), else an earlier case's late line would count as this one's.
+  async audit_mark() {
+    await poll(async () => {
+      const metrics = await read_metrics(this.gateway.admin_url);
+      return metrics.get('mcpgate_audit_pending_bytes') === 0;
+    }, {what: 'the audit writers to have written every line they were given'});
+    return (await read_audit(this.audit_file)).length;
+  }
 
   // Waits until at least `count` lines follow `mark` and returns exactly those after it.
   async audit_since(mark, count, {timeout_ms = 10_000} = {}) {

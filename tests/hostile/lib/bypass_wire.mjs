@@ -11,7 +11,7 @@ const loopback = '127.0.0.1';
 // { status, headers (lower-case names; a repeated name keeps every value, joined by ", "),
 // body (de-chunked, utf8), head (the raw head text) }. A response without Content-Length or
 // chunked framing is complete only when the connection has ended (`ended`).
-export function split_response(raw, ended = false) {
+export function split_response(raw, ended = false, {head_request = false} = {}) {
   const head_end = raw.indexOf('\r\n\r\n');
   if (head_end < 0) return {response: null, rest: raw};
   const head = raw.subarray(0, head_end).toString('latin1');
@@ -27,8 +27,8 @@ export function split_response(raw, ended = false) {
   const body_start = head_end + 4;
   const done = (body, end) =>
       ({response: {status, headers, body: body.toString('utf8'), head}, rest: raw.subarray(end)});
-  // 1xx, 204 and 304 carry no body.
-  if ((status >= 100 && status < 200) || status === 204 || status === 304) {
+  // 1xx, 204, 304 and any answer to HEAD carry no body.
+  if ((status >= 100 && status < 200) || status === 204 || status === 304 || head_request) {
     return done(Buffer.alloc(0), body_start);
   }
   if (headers['content-length'] !== undefined) {
@@ -169,9 +169,10 @@ export class raw_connection {
   }
 
   // Resolves with the next complete response on the connection (consuming it).
-  next_response({timeout_ms = 10_000} = {}) {
+  next_response({timeout_ms = 10_000, head_request = false} = {}) {
     return this.wait(() => {
-      const {response, rest} = split_response(this.received_, this.ended_ !== null);
+      const {response, rest} =
+          split_response(this.received_, this.ended_ !== null, {head_request});
       if (response) {
         this.received_ = rest;
         return response;
@@ -201,11 +202,11 @@ export class raw_connection {
 }
 
 // Opens a connection, sends `bytes`, and resolves with { response, connection }.
-export async function exchange(port, bytes, {timeout_ms} = {}) {
+export async function exchange(port, bytes, {timeout_ms, head_request = false} = {}) {
   const connection = await raw_connection.open(port);
   await connection.write(bytes);
   try {
-    return {response: await connection.next_response({timeout_ms}), connection};
+    return {response: await connection.next_response({timeout_ms, head_request}), connection};
   } catch (error) {
     connection.destroy();
     throw error;
