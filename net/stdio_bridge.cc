@@ -316,7 +316,13 @@ void stdio_bridge::on_completion(const io_uring_cqe& cqe) {
     }
     case op_log:
       log_in_flight_ = false;
-      log_.sent(cqe.res > 0 ? static_cast<size_t>(cqe.res) : log_.pending_bytes());
+      if (cqe.res < 0) {
+        // stderr is gone (or the write was cancelled at shutdown): drop what waits for it.
+        log_.sent(0);
+        log_.clear();
+        return;
+      }
+      log_.sent(static_cast<size_t>(cqe.res));
       flush_log();
       return;
     default:
@@ -325,6 +331,13 @@ void stdio_bridge::on_completion(const io_uring_cqe& cqe) {
 }
 
 void stdio_bridge::on_tick(int64_t now) {
+  // At shutdown, a write to a stderr nobody reads any more must not hold the bridge open.
+  if (draining_ && live_processes_ == 0 && open_conns_ == 0 && log_in_flight_ && !log_cancelled_) {
+    io_uring_sqe* s = reactor_->io().sqe();
+    io_uring_prep_cancel64(s, core::encode({op_log, 0, 0}), 0);
+    io_uring_sqe_set_data64(s, core::encode({op_ignore, 0, 0}));
+    log_cancelled_ = true;
+  }
   for (auto& p : processes_) {
     if (!p->live) continue;
     if (p->stop_at_ns && !p->reaped && !p->stop_requested && now >= p->stop_at_ns) {

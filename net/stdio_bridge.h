@@ -157,6 +157,7 @@ class stdio_bridge final : public core::shard_handler {
   std::string scratch_;
   core::send_queue log_;
   bool log_in_flight_ = false;
+  bool log_cancelled_ = false;
 };
 
 }  // namespace mcpgate::net
