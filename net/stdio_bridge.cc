@@ -103,7 +103,9 @@ std::string_view status_text(int status) {
 struct stdio_bridge::route {
   uint32_t conn_slot, conn_gen;
   uint64_t exchange;
-  std::string client_id;  // shared mode: the id as the client wrote it, restored on the way out
+  std::string client_id;   // shared mode: the id as the client wrote it, restored on the way out
+  std::string client_key;  // shared mode: the same, normalised (stdio_message::id_key)
+  uint32_t session_slot = UINT32_MAX, session_gen = 0;  // shared mode: whose request it is
 };
 
 struct stdio_bridge::conn {
@@ -510,13 +512,27 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
     std::string rewritten;
     size_t from = 0;
     for (const stdio_message& m : scanner_.messages()) {
+      if (m.what == stdio_message::kind::notification && !m.request_id_key.empty()) {
+        // notifications/cancelled names the request by the client's id: give the child its own.
+        for (const auto& [child_key, r] : p->routes) {
+          if (r.session_slot != s->slot || r.session_gen != s->gen ||
+              r.client_key != m.request_id_key)
+            continue;
+          rewritten.append(line, from, m.request_id_offset - from);
+          rewritten += child_key.substr(2);  // "n:<number>"
+          from = m.request_id_offset + m.request_id_length;
+          break;
+        }
+        continue;
+      }
       if (m.what != stdio_message::kind::request) continue;
       std::string child_id = std::to_string(++next_child_id_);
       rewritten.append(line, from, m.id_offset - from);
       rewritten += child_id;
       from = m.id_offset + m.id_length;
       p->routes["n:" + child_id] =
-          route{c.slot, c.gen, c.exchange, std::string(body.substr(m.id_offset, m.id_length))};
+          route{c.slot,   c.gen,   c.exchange, std::string(body.substr(m.id_offset, m.id_length)),
+                m.id_key, s->slot, s->gen};
       ++requests;
       if (!m.progress_token.empty()) c.progress_tokens.push_back(m.progress_token);
     }
@@ -525,7 +541,7 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
   } else {
     for (const stdio_message& m : scanner_.messages()) {
       if (m.what != stdio_message::kind::request) continue;
-      p->routes[m.id_key] = route{c.slot, c.gen, c.exchange, {}};
+      p->routes[m.id_key] = route{c.slot, c.gen, c.exchange, {}, {}, s->slot, s->gen};
       ++requests;
       if (!m.progress_token.empty()) c.progress_tokens.push_back(m.progress_token);
     }

@@ -57,6 +57,11 @@ void stdio_message_scanner::scan_object(simdjson::ondemand::object object, stdio
         if (pf.value().get(pv)) break;
         if (pk == "progressToken") {
           m.progress_token = key_of(pv);
+        } else if (pk == "requestId") {
+          std::string_view raw = trim(pv.raw_json_token());
+          m.request_id_offset = static_cast<size_t>(raw.data() - padded_.data());
+          m.request_id_length = raw.size();
+          m.request_id_key = key_of(pv);
         } else if (pk == "_meta") {
           simdjson::ondemand::object meta;
           if (pv.get_object().get(meta)) continue;

@@ -25,6 +25,10 @@ struct stdio_message {
   // Normalised like id_key: a request's params._meta.progressToken, a progress notification's
   // params.progressToken.
   std::string progress_token;
+  // A notification's params.requestId (notifications/cancelled), normalised like id_key, and
+  // its token in the scanned text.
+  std::string request_id_key;
+  size_t request_id_offset = 0, request_id_length = 0;
 };
 
 // One per bridge; its buffers are reused from message to message.

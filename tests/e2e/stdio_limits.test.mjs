@@ -1,6 +1,7 @@
 // The stdio bridge's limits, on a sed child (lib/harness.mjs sed_stdio_server): initialize
 // past max_processes gets 503 with JSON-RPC -32034 until a session ends, and a session quiet
-// for session_idle_timeout_ms is ended (its child too) and then answers 404 / -32001.
+// for session_idle_timeout_ms is ended (its child too) and then answers 404 / -32001, as is one
+// whose client leaves mid-call when end_session_on_disconnect is set.
 import assert from 'node:assert/strict';
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
@@ -69,6 +70,43 @@ describe('stdio upstream limits', {skip: skip_without_gateway}, () => {
       return reply.status === 200 ? reply : null;
     }, {what: 'an initialize accepted after a session ended'});
     assert.ok(third.session_id);
+  });
+
+  test('with end_session_on_disconnect, a client leaving mid-call ends its session', async () => {
+    // A child that answers initialize, says on stderr when the next message reaches it, and
+    // never answers anything else.
+    const init_result = JSON.stringify({jsonrpc: '2.0', id: 1, result: {
+      protocolVersion: '2025-06-18', capabilities: {}, serverInfo: {name: 'mute', version: '1'}}});
+    const config = path.join(dir, 'disconnect.json');
+    await writeFile(config, JSON.stringify({upstream: {
+      command: ['sh', '-c',
+                `read line; echo '${init_result}'; read line; echo got-call >&2; exec cat >/dev/null`],
+      end_session_on_disconnect: true}}));
+    const gateway = await start_gateway({config, admin: true});
+    gateways.push(gateway);
+    const opened = await post(gateway.url, initialize);
+    assert.equal(opened.status, 200, opened.body);
+    assert.equal((await read_metrics(gateway.admin_url)).get('mcpgate_stdio_processes'), 1);
+
+    const reached = gateway.process.wait_for_line(/^mcpgate: stdio: session \w+ pid \d+: got-call$/);
+    const leaving = new AbortController();
+    const call = fetch(gateway.url, {
+      method: 'POST',
+      headers: {...headers, 'mcp-session-id': opened.session_id},
+      body: JSON.stringify({jsonrpc: '2.0', id: 2, method: 'tools/call',
+                            params: {name: 'x', arguments: {}}}),
+      signal: leaving.signal,
+    }).catch((error) => error);
+    await reached;  // the call is in the child's hands
+    leaving.abort();
+    await call;
+    await poll(async () => {
+      const metrics = await read_metrics(gateway.admin_url);
+      return metrics.get('mcpgate_stdio_sessions') === 0 &&
+          metrics.get('mcpgate_stdio_processes') === 0;
+    }, {what: 'the session and its child to end after the client left'});
+    const late = await post(gateway.url, {jsonrpc: '2.0', id: 3, method: 'ping'}, opened.session_id);
+    assert.equal(late.status, 404, late.body);
   });
 
   test('a session quiet for session_idle_timeout_ms is ended with its child', async () => {

@@ -29,6 +29,23 @@ function initialize(id) {
           capabilities: {}, clientInfo: {name: 'mcpgate-e2e-shared', version: '1.0.0'}}};
 }
 
+// A shared child that answers initialize, holds every tools/call, and says on stderr which
+// request ids it was given and which it was asked to cancel.
+const holding_server = ['python3', '-c', `
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    method = m.get('method')
+    if method == 'initialize':
+        print(json.dumps({'jsonrpc': '2.0', 'id': m['id'], 'result': {
+            'protocolVersion': '2025-06-18', 'capabilities': {},
+            'serverInfo': {'name': 'holding', 'version': '1'}}}), flush=True)
+    elif method == 'tools/call':
+        print('call', json.dumps(m['id']), file=sys.stderr, flush=True)
+    elif method == 'notifications/cancelled':
+        print('cancelled', json.dumps(m['params']['requestId']), file=sys.stderr, flush=True)
+`];
+
 describe('stdio upstream in shared mode', {skip: skip_without_gateway}, () => {
   let dir = null;
   let gateway = null;
@@ -43,6 +60,43 @@ describe('stdio upstream in shared mode', {skip: skip_without_gateway}, () => {
   after(async () => {
     await stop_all(gateway);
     if (dir) await rm(dir, {recursive: true, force: true});
+  });
+
+  test('a cancellation reaches the shared child under the id the child knows', async () => {
+    const config = path.join(dir, 'holding.json');
+    await writeFile(config, JSON.stringify({upstream: {command: holding_server, shared: true}}));
+    const holding = await start_gateway({config});
+    const pending = [];
+    try {
+      const a = await post(holding.url, initialize(1));
+      const b = await post(holding.url, initialize(1));
+      assert.equal(a.status, 200, a.body);
+      assert.equal(b.status, 200, b.body);
+      const call_line = /^mcpgate: stdio: shared pid \d+: call (\S+)$/;
+      const child_ids = [];
+      for (const session of [a, b]) {
+        const seen = holding.process.wait_for_line(call_line);
+        const aborter = new AbortController();
+        pending.push(aborter);
+        fetch(holding.url, {
+          method: 'POST',
+          headers: {...headers, 'mcp-session-id': session.session_id},
+          body: JSON.stringify({jsonrpc: '2.0', id: 7, method: 'tools/call',
+                                params: {name: 'x', arguments: {}}}),
+          signal: aborter.signal,
+        }).catch(() => {});
+        child_ids.push((await seen)[1]);
+      }
+      assert.notEqual(child_ids[0], child_ids[1], 'both id 7s reached the child as one id');
+      const cancelled = holding.process.wait_for_line(/^mcpgate: stdio: shared pid \d+: cancelled (\S+)$/);
+      const sent = await post(holding.url, {jsonrpc: '2.0', method: 'notifications/cancelled',
+                                            params: {requestId: 7, reason: 'test'}}, a.session_id);
+      assert.equal(sent.status, 202, sent.body);
+      assert.equal((await cancelled)[1], child_ids[0], 'the cancellation named another request');
+    } finally {
+      for (const aborter of pending) aborter.abort();
+      await stop_all(holding);
+    }
   });
 
   test('two sessions share one child and each gets its own ids back', async () => {

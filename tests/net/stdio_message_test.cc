@@ -43,6 +43,17 @@ TEST(StdioMessageScanner, FindsProgressTokensOfRequestsAndNotifications) {
   EXPECT_EQ(s.messages()[0].progress_token, "s:p1");
 }
 
+TEST(StdioMessageScanner, LocatesTheRequestIdACancellationNames) {
+  stdio_message_scanner s;
+  std::string text =
+      R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": "r\u0031" ,"reason":"x"}})";
+  ASSERT_TRUE(s.scan(text));
+  const stdio_message& m = s.messages()[0];
+  EXPECT_EQ(m.what, kind::notification);
+  EXPECT_EQ(m.request_id_key, "s:r1");
+  EXPECT_EQ(text.substr(m.request_id_offset, m.request_id_length), R"("r\u0031")");
+}
+
 TEST(StdioMessageScanner, ReadsEveryMessageOfABatch) {
   stdio_message_scanner s;
   ASSERT_TRUE(s.scan(
