@@ -16,6 +16,7 @@
 #include "core/user_data.h"
 #include "net/http_parser.h"
 #include "net/proxy.h"
+#include "net/replies.h"
 
 namespace mcpgate::net {
 namespace {
@@ -44,16 +45,6 @@ constexpr int64_t stdout_closed_grace_ns = 200 * ms;
 // appended to rather than overwritten from its start.
 constexpr uint64_t current_position = ~uint64_t{0};
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
-    s.remove_suffix(1);
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
-    s.remove_prefix(1);
-  return s;
-}
-
 std::string new_session_id() {
   unsigned char raw[16];
   size_t got = 0;
@@ -76,34 +67,13 @@ void append_hex(std::string& out, size_t n) {
   out.append(buf, static_cast<size_t>(len));
 }
 
-std::string_view status_text(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 202:
-      return "Accepted";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Error";
-  }
-}
-
 }  // namespace
 
 // Where a response to a request the bridge passed on goes back to.
 struct stdio_bridge::route {
   uint32_t conn_slot, conn_gen;
   uint64_t exchange;
-  std::string client_id;   // shared mode: the id as the client wrote it, restored on the way out
+  std::string client_id;   // the id as the client wrote it (shared mode restores it on the way out)
   std::string client_key;  // shared mode: the same, normalised (stdio_message::id_key)
   uint32_t session_slot = UINT32_MAX, session_gen = 0;  // shared mode: whose request it is
 };
@@ -416,21 +386,20 @@ void stdio_bridge::process_input(conn& c) {
     }
     size_t body_len = h.framing() == body_framing::content_length ? h.content_length() : 0;
     if (c.in.size() < h.head_length() + body_len) return;
-    std::string_view session_id = trim(h.headers().find("mcp-session-id"));
-    std::string sid(session_id);
-    std::string body = c.in.substr(h.head_length(), body_len);
-    http_method method = h.method();
-    c.in.erase(0, h.head_length() + body_len);
+    // Views into c.in, which no handler touches; the request is dropped from it afterwards.
+    std::string_view session_id = h.headers().find("mcp-session-id");
+    std::string_view body = std::string_view(c.in).substr(h.head_length(), body_len);
     ++c.exchange;
     c.extra_headers.clear();
-    if (method == http_method::post)
-      handle_post(c, sid, body);
-    else if (method == http_method::get)
-      handle_get(c, sid);
-    else if (method == http_method::delete_)
-      handle_delete(c, sid);
+    if (h.method() == http_method::post)
+      handle_post(c, session_id, body);
+    else if (h.method() == http_method::get)
+      handle_get(c, session_id);
+    else if (h.method() == http_method::delete_)
+      handle_delete(c, session_id);
     else
       reply(c, 405, "Allow: GET, POST, DELETE\r\n", {}, {});
+    c.in.erase(0, h.head_length() + body_len);
   }
 }
 
@@ -541,7 +510,9 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
   } else {
     for (const stdio_message& m : scanner_.messages()) {
       if (m.what != stdio_message::kind::request) continue;
-      p->routes[m.id_key] = route{c.slot, c.gen, c.exchange, {}, {}, s->slot, s->gen};
+      p->routes[m.id_key] =
+          route{c.slot,   c.gen,   c.exchange, std::string(body.substr(m.id_offset, m.id_length)),
+                m.id_key, s->slot, s->gen};
       ++requests;
       if (!m.progress_token.empty()) c.progress_tokens.push_back(m.progress_token);
     }
@@ -612,11 +583,7 @@ void stdio_bridge::reply(conn& c, int status, std::string_view extra_headers,
                          std::string_view content_type, std::string_view body) {
   std::string& h = scratch_;
   h.clear();
-  h += "HTTP/1.1 ";
-  h += std::to_string(status);
-  h += ' ';
-  h += status_text(status);
-  h += "\r\n";
+  append_status_line(h, status);
   h += extra_headers;
   h += c.extra_headers;
   if (!content_type.empty()) {
@@ -633,14 +600,8 @@ void stdio_bridge::reply(conn& c, int status, std::string_view extra_headers,
 }
 
 void stdio_bridge::reply_error(conn& c, int status, int code, std::string_view message) {
-  std::string body =
-      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":" + std::to_string(code) +
-      ",\"message\":\"";
-  for (char ch : message) {
-    if (ch == '"' || ch == '\\') body += '\\';
-    if (static_cast<unsigned char>(ch) >= 0x20) body += ch;
-  }
-  body += "\"}}";
+  std::string body;
+  append_jsonrpc_error(body, {}, code, message);
   reply(c, status, {}, "application/json", body);
 }
 
@@ -852,7 +813,7 @@ void stdio_bridge::on_read(process& p, bool err, const io_uring_cqe& cqe) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (err)
       child_log(p, line);
-    else if (!trim(line).empty())
+    else if (line.find_first_not_of(" \t") != std::string_view::npos)
       deliver(p, line);
   }
   acc.erase(0, start);
@@ -940,6 +901,22 @@ void stdio_bridge::on_exit_ready(process& p) {
     p.finalize_at_ns = now + 500 * ms;
 }
 
+// One of the responses a POST waits for: the whole answer as JSON when it is the only thing the
+// POST gets, otherwise an event on its stream, which ends after the last response.
+void stdio_bridge::answer(conn& c, std::string_view response) {
+  --c.waiting;
+  if (c.waiting == 0 && c.can_be_json && !c.streaming) {
+    reply(c, 200, {}, "application/json", response);
+  } else {
+    if (!c.streaming) start_stream(c, {});
+    stream_event(c, response);
+    if (c.waiting > 0) return;
+    end_stream(c);
+  }
+  exchange_over(c);
+  process_input(c);
+}
+
 // A line the child wrote on stdout: a response goes to the POST that carried its request;
 // anything else to the POST it most likely belongs to, else the session's GET stream.
 void stdio_bridge::deliver(process& p, std::string_view line) {
@@ -964,26 +941,13 @@ void stdio_bridge::deliver(process& p, std::string_view line) {
       return;
     }
     std::string restored;
-    if (!r.client_id.empty()) {
+    if (config_->shared) {
       restored.assign(line.substr(0, first.id_offset));
       restored += r.client_id;
       restored.append(line.substr(first.id_offset + first.id_length));
       line = restored;
     }
-    --c->waiting;
-    if (c->waiting == 0 && c->can_be_json && !c->streaming) {
-      reply(*c, 200, {}, "application/json", line);
-      exchange_over(*c);
-      process_input(*c);
-      return;
-    }
-    if (!c->streaming) start_stream(*c, {});
-    stream_event(*c, line);
-    if (c->waiting == 0) {
-      end_stream(*c);
-      exchange_over(*c);
-      process_input(*c);
-    }
+    answer(*c, line);
     return;
   }
 
@@ -1079,34 +1043,9 @@ void stdio_bridge::finalize_process(process& p) {
   for (auto& [key, r] : p.routes) {
     conn* c = conn_at(r.conn_slot, r.conn_gen);
     if (!c || c->closing || c->exchange != r.exchange || c->mode != conn::mode::post) continue;
-    std::string id = !r.client_id.empty()    ? r.client_id
-                     : key.starts_with("n:") ? key.substr(2)
-                                             : std::string();
-    if (id.empty()) {
-      // A string id: write it back as a JSON string (the key holds it unescaped).
-      id = "\"";
-      for (char ch : std::string_view(key).substr(2)) {
-        if (ch == '"' || ch == '\\') id += '\\';
-        id += ch;
-      }
-      id += '"';
-    }
-    error_line = "{\"jsonrpc\":\"2.0\",\"id\":" + id +
-                 ",\"error\":{\"code\":-32036,\"message\":\"" + why + "\"}}";
-    --c->waiting;
-    if (c->waiting == 0 && c->can_be_json && !c->streaming) {
-      reply(*c, 200, {}, "application/json", error_line);
-      exchange_over(*c);
-      process_input(*c);
-      continue;
-    }
-    if (!c->streaming) start_stream(*c, {});
-    stream_event(*c, error_line);
-    if (c->waiting == 0) {
-      end_stream(*c);
-      exchange_over(*c);
-      process_input(*c);
-    }
+    error_line.clear();
+    append_jsonrpc_error(error_line, r.client_id, -32036, why);
+    answer(*c, error_line);
   }
   p.routes.clear();
   for (auto [slot, gen] : std::vector(p.sessions)) {

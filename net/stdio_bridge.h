@@ -116,6 +116,7 @@ class stdio_bridge final : public core::shard_handler {
   void flush_child(process& p);
   void on_written(process& p, const io_uring_cqe& cqe);
   void on_exit_ready(process& p);
+  void answer(conn& c, std::string_view response);
   void deliver(process& p, std::string_view line);
   void send_to_session(session& s, std::string_view line);
   void child_log(process& p, std::string_view line);
