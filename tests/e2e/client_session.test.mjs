@@ -2,34 +2,12 @@
 // holding sessions with server-everything through the gateway: the handshake, streamed progress,
 // requests from the server to the client (on a tool call's stream and on the GET stream), and
 // session termination with DELETE.
-import {Client} from '@modelcontextprotocol/sdk/client/index.js';
-import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema,} from '@modelcontextprotocol/sdk/types.js';
 import assert from 'node:assert/strict';
 import {after, before, describe, test} from 'node:test';
 
 import {poll, skip_without_gateway, start_gateway, start_upstream, stop_all} from './lib/harness.mjs';
-
-// Bounds every request so a gateway that swallows a response fails the test in seconds, not
-// after the SDK's one-minute default.
-const request_options = {
-  timeout: 20_000
-};
-
-// Connects a new SDK client to `url`. `capabilities` are the client's; `install` may register
-// request and notification handlers before the handshake, since server-everything decides which
-// tools to offer, and may ask for roots, as soon as the session is initialised.
-async function connect_client(url, {capabilities = {}, install} = {}) {
-  const client = new Client({name: 'mcpgate-e2e', version: '1.0.0'}, {capabilities});
-  install?.(client);
-  const transport = new StreamableHTTPClientTransport(new URL(url));
-  await client.connect(transport, request_options);
-  return {client, transport};
-}
-
-function text_of(result) {
-  return result.content.filter((item) => item.type === 'text').map((item) => item.text).join('\n');
-}
+import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
 
 // POSTs a tools/list request on session `session_id` without the SDK, which would refuse to
 // reuse a terminated session, and returns { status, body } with the body parsed as JSON when

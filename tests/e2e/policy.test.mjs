@@ -5,8 +5,6 @@
 //
 // The tests of the main suite run in order and share the gateways' counters: each one states
 // the counts it starts from.
-import {Client} from '@modelcontextprotocol/sdk/client/index.js';
-import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {McpError} from '@modelcontextprotocol/sdk/types.js';
 import assert from 'node:assert/strict';
 import {execFile} from 'node:child_process';
@@ -17,11 +15,7 @@ import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
 import {gateway_bin, poll, skip_without_gateway, start_counting_upstream, start_gateway, stop_all} from './lib/harness.mjs';
-
-// Bounds every request so a gateway that swallows a response fails the test in seconds.
-const request_options = {
-  timeout: 20_000
-};
+import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
 
 // The seed policy of grant "ops", verbatim from the issue (the catalogue's shorthand: the
 // whole object is the map of tool rules).
@@ -82,19 +76,11 @@ async function write_config(dir, file_name, {upstream_url, keys, grant_of, polic
 
 // Connects an SDK client to `url` that sends `key` as its bearer key on every request.
 async function connect_as(url, key) {
-  const client = new Client({name: 'mcpgate-e2e-policy', version: '1.0.0'}, {capabilities: {}});
-  const transport = new StreamableHTTPClientTransport(
-      new URL(url), {requestInit: {headers: {Authorization: `Bearer ${key}`}}});
-  await client.connect(transport, request_options);
-  return client;
+  return (await connect_client(url, {key})).client;
 }
 
 function call(client, name, args = {}) {
   return client.callTool({name, arguments: args}, undefined, request_options);
-}
-
-function text_of(result) {
-  return result.content.filter((item) => item.type === 'text').map((item) => item.text).join('\n');
 }
 
 async function tool_names(client) {

@@ -8,8 +8,6 @@
 //
 // Children are found by the gateway's log of their stderr ("mcpgate: stdio: session XXXXXXXX pid
 // N: <line>"): every server used here writes a line on stderr when it starts.
-import {Client} from '@modelcontextprotocol/sdk/client/index.js';
-import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema, McpError} from '@modelcontextprotocol/sdk/types.js';
 import assert from 'node:assert/strict';
 import {existsSync} from 'node:fs';
@@ -19,11 +17,7 @@ import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
 import {package_file, poll, read_metrics, sed_stdio_server, skip_without_gateway, source_root, start_gateway, stop_all} from './lib/harness.mjs';
-
-// Bounds every request so a gateway that swallows a response fails the test in seconds.
-const request_options = {
-  timeout: 20_000
-};
+import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
 
 const node = process.execPath;
 const fixture = path.join(source_root, 'tests', 'fixtures', 'python_interpreter_server.py');
@@ -49,23 +43,8 @@ function quote(word) { return `'${word.replaceAll('\'', '\'\\\'\'')}'`; }
 
 function command_line(...words) { return words.map(quote).join(' '); }
 
-// Connects an SDK client to `url`; `key` is sent as a bearer key on every request; `install`
-// may register handlers before the handshake.
-async function connect_client(url, {key, capabilities = {}, install} = {}) {
-  const client = new Client({name: 'mcpgate-e2e-stdio', version: '1.0.0'}, {capabilities});
-  install?.(client);
-  const requestInit = key ? {headers: {Authorization: `Bearer ${key}`}} : undefined;
-  const transport = new StreamableHTTPClientTransport(new URL(url), {requestInit});
-  await client.connect(transport, request_options);
-  return {client, transport};
-}
-
 function call(client, name, args = {}) {
   return client.callTool({name, arguments: args}, undefined, request_options);
-}
-
-function text_of(result) {
-  return result.content.filter((item) => item.type === 'text').map((item) => item.text).join('\n');
 }
 
 // Keeps every stderr line of `gateway` from now on (the harness keeps only a tail), so that a
