@@ -6,6 +6,8 @@
 
 #include <simdjson.h>
 
+#include <cstdint>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,7 +26,7 @@ bool needs_tools_list_filter(const grant_policy& grant, bool hide_denied_tools);
 enum class filter_outcome : uint8_t {
   unchanged,  // no result.tools array (e.g. a JSON-RPC error) or nothing removed: send the body
   filtered,   // `out` holds the body to send
-  invalid,    // not one JSON object, or result.tools is malformed or repeated: do not forward
+  invalid,    // not one JSON object (or batch of them), or result.tools is malformed or repeated
 };
 
 // Per-shard state: a parser and a padded copy of the body. Reuse it.
@@ -34,20 +36,25 @@ class tools_list_scratch {
   tools_list_scratch(const tools_list_scratch&) = delete;
   tools_list_scratch& operator=(const tools_list_scratch&) = delete;
 
- private:
-  friend filter_outcome filter_tools_list(std::string_view, const grant_policy&, bool,
-                                          tools_list_scratch&, std::string&);
+  // One tool object of a response being filtered.
   struct tool_span {
     size_t begin;  // offset of the tool object's '{'
     size_t end;    // one past its '}'
     bool keep;
+    uint32_t array;  // which result.tools array it is in (one per response of a batch)
   };
+
+ private:
+  friend filter_outcome filter_tools_list(std::string_view, const grant_policy&, bool,
+                                          tools_list_scratch&, std::string&);
   simdjson::ondemand::parser parser_;
   std::string padded_;
   std::vector<tool_span> spans_;
 };
 
-// Filters one JSON-RPC response body to tools/list (for SSE, one event's data). A tool whose
+// Filters one JSON-RPC response body to tools/list (for SSE, one event's data), or a batch of
+// responses (revision 2025-03-26), whose every result.tools is filtered. Messages without
+// result.tools (errors, notifications, server requests) are left as they are. A tool whose
 // "name" cannot be read as one string is removed: it could not be matched against the policy.
 filter_outcome filter_tools_list(std::string_view body, const grant_policy& grant,
                                  bool hide_denied_tools, tools_list_scratch& scratch,

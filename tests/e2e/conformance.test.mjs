@@ -3,6 +3,9 @@
 // (server-everything is not the suite's reference server) must fail the same way through the
 // gateway.
 import assert from 'node:assert/strict';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import {after, describe, test} from 'node:test';
 
 import {compare_runs, discard_results, format_table, list_scenarios, run_conformance} from './lib/conformance.mjs';
@@ -11,12 +14,16 @@ import {skip_without_gateway, start_gateway, start_upstream, stop_all} from './l
 describe('MCP conformance suite through the gateway', {skip: skip_without_gateway}, () => {
   let direct_run = null;
   let gateway_run = null;
+  let hiding_run = null;
   let peers = [];
+  let dir = null;
 
   after(async () => {
     await stop_all(...peers);
     await discard_results(direct_run);
     await discard_results(gateway_run);
+    await discard_results(hiding_run);
+    if (dir) await rm(dir, {recursive: true, force: true});
   });
 
   test('runs scenarios against server-everything directly', {timeout: 240_000}, async (t) => {
@@ -59,5 +66,34 @@ describe('MCP conformance suite through the gateway', {skip: skip_without_gatewa
         assert.equal(
             gateway_run.exit_code, direct_run.exit_code,
             'the suite exit status differs although every scenario matched');
+      });
+
+  // Behind a policy that filters tools/list (every server-everything reply is an SSE stream that
+  // opens with a priming event), only the scenario that lists tools may see a difference.
+  test(
+      'behind a policy hiding one tool, every scenario but tools-list scores as directly',
+      {timeout: 240_000}, async (t) => {
+        assert.ok(direct_run, 'the direct run did not complete; see the first test');
+        dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-conformance-hiding-'));
+        const policy = path.join(dir, 'hiding.json');
+        await writeFile(policy, JSON.stringify({hide: ['get-env']}));
+        const upstream = await start_upstream();
+        peers.push(upstream);
+        const gateway =
+            await start_gateway({upstream_url: upstream.url, extra_args: ['--policy', policy]});
+        peers.unshift(gateway);
+        hiding_run = await run_conformance({url: gateway.url});
+        for (const line of list_scenarios(hiding_run)) t.diagnostic(`hiding ${line}`);
+
+        const lists_tools = new Set(['tools-list']);
+        const differences =
+            compare_runs(direct_run, hiding_run).filter((row) => !lists_tools.has(row.scenario));
+        const headings = {scenario: 'scenario', expected: 'direct', actual: 'behind the policy'};
+        assert.equal(
+            differences.length, 0,
+            `${differences.length} scenario(s) differ behind a hiding policy:\n` +
+                `${format_table(headings, differences)}\n\n${gateway.process.describe()}`);
+        assert.equal(hiding_run.scenarios.get('tools-list')?.outcome, 'pass',
+                     list_scenarios(hiding_run).join('\n'));
       });
 });

@@ -95,6 +95,27 @@ TEST(ToolsListFilter, RejectsInvalidOrAmbiguousBodies) {
   EXPECT_EQ(f.filter(""), filter_outcome::invalid);
 }
 
+TEST(ToolsListFilter, FiltersEveryResponseOfABatchAndKeepsWhatLiesBetweenThem) {
+  fixture f(R"({"hide": ["a", "b"]})");
+  std::string_view body =
+      R"([{"id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}, {"id":2,"error":{"code":-1}},)"
+      R"( {"id":3,"result":{"tools":[{"name":"c"}, {"name":"a"}, {"name":"d"}]}}])";
+  EXPECT_EQ(f.filter(body), filter_outcome::filtered);
+  EXPECT_EQ(
+      f.out,
+      R"([{"id":1,"result":{"tools":[]}}, {"id":2,"error":{"code":-1}}, {"id":3,"result":{"tools":[{"name":"c"}, {"name":"d"}]}}])");
+  EXPECT_EQ(f.filter(R"([{"id":1,"result":{"tools":[{"name":"c"}]}}])"), filter_outcome::unchanged);
+  EXPECT_EQ(f.filter(R"([{"id":1,"result":{"tools":[]}}, 2])"), filter_outcome::invalid);
+}
+
+TEST(ToolsListFilter, LeavesNotificationsAndServerRequestsUnchanged) {
+  fixture f(R"({"hide": ["a"]})");
+  EXPECT_EQ(f.filter(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{}})"),
+            filter_outcome::unchanged);
+  EXPECT_EQ(f.filter(R"({"jsonrpc":"2.0","id":9,"method":"roots/list"})"),
+            filter_outcome::unchanged);
+}
+
 TEST(ToolsListFilter, NeedsFilteringOnlyWhenSomethingCanBeRemoved) {
   fixture plain(R"({"w": {"limits": [{"counter": "c", "window": "hour", "max": 1}]}})");
   EXPECT_FALSE(needs_tools_list_filter(plain.grant(), true));
