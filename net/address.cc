@@ -1,12 +1,19 @@
 #include "net/address.h"
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <stdexcept>
 
 namespace mcpgate::net {
@@ -100,27 +107,113 @@ http_url parse_http_url(const std::string& text, const std::string& what) {
   return u;
 }
 
-int listen_socket(const endpoint& at, int backlog) {
+namespace {
+
+void set_port(endpoint& at, uint16_t port) {
+  at.port = port;
+  if (at.addr.ss_family == AF_INET)
+    reinterpret_cast<sockaddr_in&>(at.addr).sin_port = htons(port);
+  else
+    reinterpret_cast<sockaddr_in6&>(at.addr).sin6_port = htons(port);
+}
+
+[[noreturn]] void fail_listen(int fd, const endpoint& at, const char* step, int err) {
+  if (fd >= 0) close(fd);
+  throw std::runtime_error(std::string(step) + " " + at.to_string() + ": " +
+                           (err == EADDRINUSE ? "address already in use" : std::strerror(err)));
+}
+
+int bound_socket(const endpoint& at, bool reuseport) {
   int fd = socket(at.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-    int err = errno;
-    close(fd);
-    throw std::runtime_error(std::string("SO_REUSEPORT: ") + std::strerror(err));
-  }
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&at.addr), at.addr_len) < 0) {
-    int err = errno;
-    close(fd);
-    throw std::runtime_error("cannot listen on " + at.to_string() + ": " + std::strerror(err));
-  }
-  if (listen(fd, backlog) < 0) {
-    int err = errno;
-    close(fd);
-    throw std::runtime_error("listen on " + at.to_string() + ": " + std::strerror(err));
-  }
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    fail_listen(fd, at, "SO_REUSEPORT on", errno);
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&at.addr), at.addr_len) < 0)
+    fail_listen(fd, at, "cannot listen on", errno);
   return fd;
+}
+
+// Connections go only to the group's first `count` sockets, which are ours: the kernel runs this
+// program for each new connection and uses its result as the index into the group, in the order
+// the sockets started listening. A socket another process adds later gets an index past them.
+void close_group(int fd, unsigned count, const endpoint& at) {
+  sock_filter code[] = {
+      {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)},
+      {BPF_ALU | BPF_MOD | BPF_K, 0, 0, count},
+      {BPF_RET | BPF_A, 0, 0, 0},
+  };
+  sock_fprog program{static_cast<unsigned short>(std::size(code)), code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) < 0)
+    fail_listen(-1, at, "SO_ATTACH_REUSEPORT_CBPF on", errno);
+}
+
+// The inodes of every socket listening on `at`, from /proc/net/tcp or tcp6.
+std::vector<ino_t> listening_inodes(const endpoint& at) {
+  bool v4 = at.addr.ss_family == AF_INET;
+  std::ifstream table(v4 ? "/proc/net/tcp" : "/proc/net/tcp6");
+  char want[40];
+  if (v4) {
+    uint32_t ip = reinterpret_cast<const sockaddr_in&>(at.addr).sin_addr.s_addr;
+    std::snprintf(want, sizeof want, "%08X:%04X", ip, at.port);
+  } else {
+    const auto& ip6 = reinterpret_cast<const sockaddr_in6&>(at.addr).sin6_addr;
+    uint32_t words[4];
+    std::memcpy(words, &ip6, sizeof words);
+    std::snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", words[0], words[1], words[2],
+                  words[3], at.port);
+  }
+  std::vector<ino_t> inodes;
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout;
+    unsigned long inode = 0;
+    fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+        timeout >> inode;
+    if (state == "0A" && local == want) inodes.push_back(static_cast<ino_t>(inode));
+  }
+  return inodes;
+}
+
+ino_t inode_of(int fd) {
+  struct stat st {};
+  fstat(fd, &st);
+  return st.st_ino;
+}
+
+}  // namespace
+
+std::vector<int> listen_group(endpoint at, unsigned count, int backlog) {
+  // A plain bind first: it fails while anything holds the address, SO_REUSEPORT group or not,
+  // so a second gateway started on a busy port says so instead of joining the group.
+  int probe = bound_socket(at, false);
+  set_port(at, bound_port(probe));
+  close(probe);
+  std::vector<int> fds;
+  try {
+    for (unsigned i = 0; i < count; ++i) {
+      int fd = bound_socket(at, true);
+      fds.push_back(fd);
+      if (listen(fd, backlog) < 0) fail_listen(-1, at, "listen on", errno);
+    }
+    close_group(fds[0], count, at);
+    // Between the probe and our binds another process could have joined (or made) the group;
+    // once the program is attached, whoever joins later receives nothing.
+    std::vector<ino_t> ours;
+    for (int fd : fds) ours.push_back(inode_of(fd));
+    for (ino_t inode : listening_inodes(at)) {
+      if (std::find(ours.begin(), ours.end(), inode) == ours.end())
+        throw std::runtime_error("cannot listen on " + at.to_string() +
+                                 ": address already in use (another process listens on it)");
+    }
+  } catch (...) {
+    for (int fd : fds) close(fd);
+    throw;
+  }
+  return fds;
 }
 
 uint16_t bound_port(int fd) {

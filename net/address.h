@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mcpgate::net {
 
@@ -32,9 +33,13 @@ endpoint parse_host_port(const std::string& text, const std::string& what);
 // Only http:// is accepted: TLS to upstreams is out of scope (see README, limits).
 http_url parse_http_url(const std::string& text, const std::string& what);
 
-// A non-blocking listening socket with SO_REUSEPORT, so that every shard binds its own socket to
-// the same port and the kernel spreads connections across them. Throws std::runtime_error.
-int listen_socket(const endpoint& at, int backlog);
+// `count` non-blocking listening sockets on one address, one per shard, in a SO_REUSEPORT group
+// that only they receive connections from: a plain bind first proves the address free (a busy
+// one fails with "address already in use" naming it), and a reuseport program sends every
+// connection to one of these sockets, so a process of the same user that joins the group later
+// gets none. Port 0 picks one free port for all of them. Control plane; throws
+// std::runtime_error naming the address.
+std::vector<int> listen_group(endpoint at, unsigned count, int backlog);
 // The port a bound socket got (for port 0).
 uint16_t bound_port(int fd);
 

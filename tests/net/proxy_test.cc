@@ -236,15 +236,9 @@ class gateway {
     cfg->recv_buffers = 64;
     cfg->drain_timeout_ms = 2000;
     if (tune) tune(*cfg);
-    std::vector<int> fds;
-    for (unsigned i = 0; i < shards; ++i) {
-      int fd = listen_socket(cfg->listen, 128);
-      if (i == 0) {
-        port_ = bound_port(fd);
-        reinterpret_cast<sockaddr_in&>(cfg->listen.addr).sin_port = htons(port_);
-      }
-      fds.push_back(fd);
-    }
+    std::vector<int> fds = listen_group(cfg->listen, shards, 128);
+    port_ = bound_port(fds[0]);
+    reinterpret_cast<sockaddr_in&>(cfg->listen.addr).sin_port = htons(port_);
     for (unsigned i = 0; i < shards; ++i) stats_.push_back(std::make_unique<shard_stats>());
     metrics_ = std::make_unique<metrics_registry>(shards, nullptr);
     std::string error = group_.start([&](unsigned i) {
@@ -489,6 +483,83 @@ TEST(Proxy, RelaysEachSseEventBeforeTheStreamEnds) {
   ASSERT_TRUE(read_until(fd, buf, [](const std::string& b) { return parse_message(b).complete; }));
   EXPECT_EQ(parse_message(buf).body, "data: first\n\ndata: second\n\n");
   close(fd);
+}
+
+TEST(Proxy, FiltersOnlyTheToolsListResponseOfAStreamAndPassesEveryOtherEventAsItCame) {
+  // A 2025-11-25 server's reply: a priming event (an id and empty data), a comment, a retry
+  // field, a notification, a server request, then the response.
+  const std::string stream =
+      "id: prime-1\ndata: \n\n: keep-alive\n\nretry: 3000\n\n"
+      "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\","
+      "\"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\n"
+      "data: {\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"roots/list\"}\n\n"
+      "id: 2\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"tools\":[{\"name\":\"a\"},"
+      "{\"name\":\"secret\"}]}}\n\n";
+  scripted_upstream up([&stream](int fd, const message&, int) {
+    char size[16];
+    snprintf(size, sizeof size, "%zx\r\n", stream.size());
+    send_all(fd,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n" +
+                 std::string(size) + stream + "\r\n0\r\n\r\n");
+    return true;
+  });
+  policy::counter_store counters;
+  auto doc = std::make_shared<const policy::document>(
+      policy::parse_document(R"({"version":"1","hide":["secret"]})", "hide.json"));
+  auto gate = std::make_shared<const policy_gate_config>(policy::make_access_config(doc, counters));
+  gateway gw(up.port(), 1, {}, gate);
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(R"({"jsonrpc":"2.0","id":5,"method":"tools/list"})"));
+  ASSERT_TRUE(m.complete) << m.head;
+  EXPECT_EQ(m.body,
+            "id: prime-1\ndata: \n\n: keep-alive\n\nretry: 3000\n\n"
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\","
+            "\"params\":{\"level\":\"info\",\"data\":\"x\"}}\n\n"
+            "data: {\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"roots/list\"}\n\n"
+            "id: 2\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"tools\":[{\"name\":\"a\"}]}}"
+            "\n\n");
+  close(fd);
+  // The stream has ended: the gauge is back at 0.
+  EXPECT_NE(gw.metrics_text().find("\nmcpgate_open_sse_streams 0\n"), std::string::npos)
+      << gw.metrics_text();
+}
+
+TEST(Proxy, AStreamThatFailsOrLosesItsClientLeavesTheOpenStreamsGauge) {
+  // The first stream breaks off mid-way (the upstream resets), the second loses its client.
+  scripted_upstream up([](int fd, const message&, int index) {
+    send_all(fd,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n7\r\ndata: 1\n\r\n");
+    if (index == 0) {
+      linger l{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      return false;
+    }
+    std::string ignored;
+    read_until(fd, ignored, [](const std::string&) { return false; });  // until the gateway closes
+    return false;
+  });
+  gateway gw(up.port());
+  auto gauge = [&gw] {
+    std::string text = gw.metrics_text();
+    std::string_view needle = "\nmcpgate_open_sse_streams ";
+    size_t at = text.find(needle);
+    if (at == std::string::npos) return std::string("?");
+    size_t from = at + needle.size();
+    return text.substr(from, text.find('\n', from) - from);
+  };
+  for (int i = 0; i < 2; ++i) {
+    int fd = connect_to(gw.port());
+    send_all(fd, post(call_body));
+    std::string buf;
+    ASSERT_TRUE(read_until(
+        fd, buf, [](const std::string& b) { return b.find("data: 1") != std::string::npos; }));
+    close(fd);
+  }
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (gauge() != "0" && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(gauge(), "0") << gw.metrics_text();
 }
 
 TEST(Proxy, RelaysAResponseThatArrivesOneByteAtATimeAfterAnInterim100) {

@@ -77,24 +77,6 @@ cxxopts::Options make_options() {
   return o;
 }
 
-// Listening sockets for every shard on one port. With port 0 the first socket picks the port
-// and the others bind to the same one, so SO_REUSEPORT puts them in one group.
-std::vector<int> make_listeners(net::endpoint at, unsigned shards) {
-  std::vector<int> fds;
-  for (unsigned i = 0; i < shards; ++i) {
-    int fd = net::listen_socket(at, 4096);
-    if (i == 0 && at.port == 0) {
-      at.port = net::bound_port(fd);
-      if (at.addr.ss_family == AF_INET)
-        reinterpret_cast<sockaddr_in&>(at.addr).sin_port = htons(at.port);
-      else
-        reinterpret_cast<sockaddr_in6&>(at.addr).sin6_port = htons(at.port);
-    }
-    fds.push_back(fd);
-  }
-  return fds;
-}
-
 // The settings as the command line and the config file give them now (for SIGHUP).
 tools::gateway_settings reread(const tools::gateway_settings& current) {
   tools::gateway_settings fresh;
@@ -154,7 +136,7 @@ int run(const tools::gateway_settings& settings) {
 
   std::vector<int> listeners;
   try {
-    listeners = make_listeners(wire->listen, shards);
+    listeners = net::listen_group(wire->listen, shards, 4096);
   } catch (const std::exception& e) {
     return fail(std::string("--listen: ") + e.what());
   }
@@ -168,30 +150,9 @@ int run(const tools::gateway_settings& settings) {
   std::mutex report_mu;
   std::string policy_report = tools::policy_report(*gate);
 
-  net::stdio_bridge_stats bridge_stats;
-  std::unique_ptr<core::shard_group> bridge;
-  if (settings.stdio) {
-    metrics.attach_stdio(&bridge_stats);
-    bridge = std::make_unique<core::shard_group>(1, 4096, 10'000'000);
-    std::shared_ptr<const net::stdio_upstream_config> stdio = settings.stdio;
-    std::string why = bridge->start([&](unsigned) {
-      return std::make_unique<net::stdio_bridge>(stdio, bridge_socket.fd, bridge_stats);
-    });
-    if (!why.empty()) return fail("stdio bridge: " + why);
-  }
-
-  core::shard_group group(shards, 4096, 10'000'000);
-  std::string error = group.start([&](unsigned i) {
-    return std::make_unique<net::proxy_shard>(wire, gate, listeners[i], *stats[i], &metrics);
-  });
-  if (!error.empty()) {
-    std::fprintf(stderr, "mcpgate: %s\n", error.c_str());
-    std::_Exit(1);  // shards that did start cannot be stopped cleanly without their peers
-  }
-  std::string host = wire->listen.host;
-  if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  std::fprintf(stderr, "mcpgate: listening on %s:%u\n", host.c_str(), port);
+  // Bound before any shard serves, so that a busy admin address stops the start-up cleanly.
   std::unique_ptr<net::admin_server> admin;
+  std::string admin_host;
   if (!settings.admin.empty()) {
     net::admin_options options;
     try {
@@ -199,8 +160,7 @@ int run(const tools::gateway_settings& settings) {
       options.host = at.host;
       options.port = at.port;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "mcpgate: %s\n", e.what());
-      std::_Exit(1);
+      return fail(e.what());
     }
     net::admin_handlers handlers;
     handlers.metrics = [&metrics] { return metrics.render(); };
@@ -228,13 +188,36 @@ int run(const tools::gateway_settings& settings) {
     };
     net::admin_server::start_result started = net::admin_server::start(options, handlers);
     if (!started.server) {
-      std::fprintf(stderr, "mcpgate: --admin: %s\n", started.error.c_str());
-      std::_Exit(1);
+      return fail("--admin: " + started.error);
     }
     admin = std::move(started.server);
-    std::fprintf(stderr, "mcpgate: admin listening on %s:%u\n", options.host.c_str(),
-                 admin->port());
+    admin_host = options.host;
   }
+  net::stdio_bridge_stats bridge_stats;
+  std::unique_ptr<core::shard_group> bridge;
+  if (settings.stdio) {
+    metrics.attach_stdio(&bridge_stats);
+    bridge = std::make_unique<core::shard_group>(1, 4096, 10'000'000);
+    std::shared_ptr<const net::stdio_upstream_config> stdio = settings.stdio;
+    std::string why = bridge->start([&](unsigned) {
+      return std::make_unique<net::stdio_bridge>(stdio, bridge_socket.fd, bridge_stats);
+    });
+    if (!why.empty()) return fail("stdio bridge: " + why);
+  }
+
+  core::shard_group group(shards, 4096, 10'000'000);
+  std::string error = group.start([&](unsigned i) {
+    return std::make_unique<net::proxy_shard>(wire, gate, listeners[i], *stats[i], &metrics);
+  });
+  if (!error.empty()) {
+    std::fprintf(stderr, "mcpgate: %s\n", error.c_str());
+    std::_Exit(1);  // shards that did start cannot be stopped cleanly without their peers
+  }
+  std::string host = wire->listen.host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  std::fprintf(stderr, "mcpgate: listening on %s:%u\n", host.c_str(), port);
+  if (admin)
+    std::fprintf(stderr, "mcpgate: admin listening on %s:%u\n", admin_host.c_str(), admin->port());
   std::fprintf(stderr, "mcpgate: %u shard%s, upstream %s, %s\n", shards, shards == 1 ? "" : "s",
                settings.upstream.c_str(), tools::describe_gate(*gate).c_str());
   std::fflush(stderr);
