@@ -143,8 +143,10 @@ struct proxy_shard::client_conn {
   std::string reply_id;  // raw id token of a single request, for replies the gateway makes
   // For the audit log.
   uint64_t req = 0;
+  // Read from the clock itself, not the loop turn's cached time: the gateway's own share of an
+  // exchange is microseconds, far below a loop turn.
   int64_t started_ns = 0;    // request head complete
-  int64_t forwarded_ns = 0;  // sent upstream
+  int64_t forwarded_ns = 0;  // handed to the upstream connection
   int64_t started_realtime_ns = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
@@ -188,6 +190,7 @@ struct proxy_shard::upstream_conn {
   bool keep_alive = false;
   bool dechunk = false;  // HTTP/1.0 client: strip the chunked framing
   bool sse = false;
+  bool sse_counted = false;  // counted in the open-streams gauge until the exchange lets go of it
   chunked_decoder chunks;
   std::string decoded;
   // Filtering (the gate rewrites the response, e.g. tools/list per grant): the body is decoded
@@ -633,12 +636,16 @@ void proxy_shard::record_finish(client_conn& c, call_decision decision, bool use
                                 bool forwarded, int upstream_status) {
   size_t count = std::max(c.audit_ends.size(), c.metric_ids.size());
   if (count == 0) return;
-  int64_t now = reactor_->now_ns();
+  int64_t now = core::reactor::clock_ns();
   audit_record r;
   r.forwarded = forwarded;
   r.upstream_status = upstream_status;
-  r.upstream_us = forwarded && c.forwarded_ns ? (now - c.forwarded_ns) / 1000 : 0;
-  r.gateway_us = (now - c.started_ns) / 1000 - r.upstream_us;
+  bool went_upstream = forwarded && c.forwarded_ns;
+  r.upstream_us = went_upstream ? (now - c.forwarded_ns) / 1000 : 0;
+  // What the gateway added: from the request head to the reply it made or to the hand-over to
+  // the upstream. Rounded up, so that work that took any time never reads as 0.
+  int64_t gateway_ns = (went_upstream ? c.forwarded_ns : now) - c.started_ns;
+  r.gateway_us = gateway_ns > 0 ? (gateway_ns + 999) / 1000 : 0;
   r.bytes_in = c.bytes_in;
   r.bytes_out = c.bytes_out;
   if (decision == call_decision::upstream_error) r.error = c.upstream_failure;
@@ -698,7 +705,7 @@ void proxy_shard::process_client(client_conn& c) {
       c.reply_id.clear();
       if (h.status() == parse_status::error) {
         c.req = ++next_req_;
-        c.started_ns = reactor_->now_ns();
+        c.started_ns = core::reactor::clock_ns();
         c.started_realtime_ns = 0;
         c.bytes_in = c.in.size();
         c.bytes_out = 0;
@@ -722,7 +729,7 @@ void proxy_shard::process_client(client_conn& c) {
 bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   const header_list& headers = h.headers();
   c.req = ++next_req_;
-  c.started_ns = reactor_->now_ns();
+  c.started_ns = core::reactor::clock_ns();
   c.started_realtime_ns = audit_ ? realtime_ns() : 0;
   c.forwarded_ns = 0;
   c.bytes_in =
@@ -1050,7 +1057,7 @@ void proxy_shard::forward(client_conn& c) {
     return;
   }
   c.st = client_conn::state::upstream;
-  c.forwarded_ns = reactor_->now_ns();
+  c.forwarded_ns = core::reactor::clock_ns();
   c.up_slot = u->slot;
   c.up_gen = u->gen;
   c.deadline_ns = 0;
@@ -1240,6 +1247,7 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     }
     used += rh.head_length();
     if (u.sse) {
+      u.sse_counted = true;
       stats_.sse_streams_open.add();
       if (metrics_) metrics_->sse_stream_opened();
     }
@@ -1316,10 +1324,7 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     if (c->out.pending_bytes() > config_->relay_high_water) pause_upstream(u);
     return;
   }
-  if (u.sse) {
-    stats_.sse_streams_open.sub();
-    if (metrics_) metrics_->sse_stream_closed();
-  }
+  uncount_sse(u);
   stats_.responses_relayed.add();
   u.client_slot = no_slot;
   c->up_slot = no_slot;
@@ -1387,8 +1392,12 @@ bool proxy_shard::emit_filtered(upstream_conn& u, client_conn& c, bool done) {
     size_t end = static_cast<size_t>(ev.end - u.events_base);
     std::string_view raw = std::string_view(u.filter_body).substr(begin, end - begin);
     emitted_to = end;
-    filter_result fr = ev.dispatch ? gate_->filter_response(*c.ticket, ev.data, u.filter_out)
-                                   : filter_result::unchanged;
+    // Only an event carrying a message goes to the gate: comments, retry and id fields, and
+    // events with empty data (the priming event a 2025-11-25 server opens its stream with)
+    // carry none, and are passed on as they came.
+    bool message = ev.dispatch && ev.data.find_first_not_of(" \t\r\n") != std::string_view::npos;
+    filter_result fr = message ? gate_->filter_response(*c.ticket, ev.data, u.filter_out)
+                               : filter_result::unchanged;
     if (fr == filter_result::invalid) return false;
     if (fr == filter_result::unchanged) {
       emit(raw);
@@ -1487,6 +1496,15 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
   if (c->out.empty()) linger_client(*c);
 }
 
+// However a stream ends (completed, failed, the client gone, the gateway draining), it leaves
+// the gauge exactly once.
+void proxy_shard::uncount_sse(upstream_conn& u) {
+  if (!u.sse_counted) return;
+  u.sse_counted = false;
+  stats_.sse_streams_open.sub();
+  if (metrics_) metrics_->sse_stream_closed();
+}
+
 void proxy_shard::release_upstream_to_pool(upstream_conn& u) {
   if (idle_upstreams_.size() >= config_->max_idle_upstreams) {
     close_upstream(u);
@@ -1511,10 +1529,7 @@ void proxy_shard::close_upstream(upstream_conn& u) {
       }
     }
   }
-  if (u.head_done && u.sse && u.client_slot != no_slot) {
-    stats_.sse_streams_open.sub();
-    if (metrics_) metrics_->sse_stream_closed();
-  }
+  uncount_sse(u);
   u.st = upstream_conn::state::closing;
   u.client_slot = no_slot;
   if (u.fd < 0) return;

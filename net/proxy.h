@@ -93,6 +93,7 @@ class proxy_shard final : public core::shard_handler {
   void relay_response(upstream_conn& u, std::string_view fresh);
   void upstream_failed(upstream_conn& u, int err, bool before_response);
   void release_upstream_to_pool(upstream_conn& u);
+  void uncount_sse(upstream_conn& u);
   void close_upstream(upstream_conn& u);
   void release_upstream(upstream_conn& u);
   void pause_upstream(upstream_conn& u);
