@@ -216,6 +216,16 @@ std::vector<int> listen_group(endpoint at, unsigned count, int backlog) {
   return fds;
 }
 
+bool is_loopback(const endpoint& at) {
+  if (at.addr.ss_family == AF_INET) {
+    uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in&>(at.addr).sin_addr.s_addr);
+    return (ip >> 24) == 127;
+  }
+  if (at.addr.ss_family != AF_INET6) return false;
+  const in6_addr& ip6 = reinterpret_cast<const sockaddr_in6&>(at.addr).sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(&ip6);
+}
+
 uint16_t bound_port(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

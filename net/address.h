@@ -40,6 +40,8 @@ http_url parse_http_url(const std::string& text, const std::string& what);
 // gets none. Port 0 picks one free port for all of them. Control plane; throws
 // std::runtime_error naming the address.
 std::vector<int> listen_group(endpoint at, unsigned count, int backlog);
+// 127.0.0.0/8 or ::1.
+bool is_loopback(const endpoint& at);
 // The port a bound socket got (for port 0).
 uint16_t bound_port(int fd);
 

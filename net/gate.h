@@ -44,6 +44,9 @@ class gate_ticket {
   // The response must pass through filter_response() (e.g. a tools/list for a grant that hides
   // tools); set by decide().
   bool filter_response = false;
+  // admit() authenticated the request with its Authorization header: the credential was for
+  // the gateway and is not forwarded.
+  bool consumed_credential = false;
   // For the audit log: who is calling (set by admit(); empty when unauthenticated or unknown),
   // and what decide() concluded for each message of the body, in order (empty: all allowed).
   // The views stay valid as long as the ticket.

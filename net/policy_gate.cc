@@ -55,6 +55,7 @@ bool policy_gate::owns(const gate_ticket& ticket) const {
 bool policy_gate::admit(const request_view& request, gate_ticket& ticket, gate_reply& reply) {
   auto& t = static_cast<policy_ticket&>(ticket);
   t.filter_response = false;
+  t.consumed_credential = access_->anonymous() == nullptr;
   t.who_ = policy::authenticate(*access_, request.authorization);
   t.identity = t.who_ ? std::string_view(t.who_->name) : std::string_view();
   t.grant = t.who_ && t.who_->grant ? std::string_view(t.who_->grant->name) : std::string_view();

@@ -85,21 +85,6 @@ bool is_event_stream(std::string_view content_type) {
   return equals_ignore_case(media, "text/event-stream");
 }
 
-bool accepts(std::string_view accept, std::string_view media) {
-  // Accept: application/json, text/event-stream;q=0.9 -> match the media range before ';'.
-  while (!accept.empty()) {
-    size_t comma = accept.find(',');
-    std::string_view item = accept.substr(0, comma);
-    item = item.substr(0, item.find(';'));
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (equals_ignore_case(item, media) || item == "*/*") return true;
-    if (comma == std::string_view::npos) break;
-    accept.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 void assign(std::string& to, std::string_view from) {
   to.assign(from.data(), from.size());
 }
@@ -116,6 +101,7 @@ struct proxy_shard::client_conn {
   state st = state::head;
   int pending = 0;  // submissions not yet completed; a multishot recv counts once
   bool recv_armed = false;
+  bool reading_paused = false;  // holds a request's worth of input while its exchange runs
   bool close_after_send = false;
   core::byte_buffer in;
   core::send_queue out;
@@ -133,7 +119,13 @@ struct proxy_shard::client_conn {
   std::string chunked_body;
   std::string fwd;  // the upstream request being built; moved to the upstream connection
   std::string_view upstream_failure;  // for the audit line's "error" (a static word)
+  std::string_view reply_rule;        // for the audit line's "rule" of a reply made at the head
+  // The upstream's id of the session the request names, once its token opened for the caller.
   std::string session_id;
+  // The last session token opened or sealed on this connection, for whom, and what it holds.
+  std::string session_token;
+  std::string session_owner;
+  std::string session_upstream;
   std::string protocol_version;
   std::string authorization;
   std::string mcp_method_header;  // 2026-07-28 routing headers, checked against the body
@@ -170,8 +162,10 @@ struct proxy_shard::upstream_conn {
   int pending = 0;
   bool recv_armed = false;
   bool paused = false;
-  bool reused = false;  // came from the pool: a failure before any response byte is retried once
+  bool reused = false;  // came from the pool: a request it provably never took is retried once
   bool retried = false;
+  bool write_refused = false;  // the first write of the request failed with nothing taken
+  bool not_run = false;        // the stdio bridge answered without passing the request on
   core::byte_buffer in;
   std::string request;  // bytes to send (owned while in flight, for a retry)
   size_t request_sent = 0;
@@ -211,11 +205,23 @@ namespace {
 template <class client_conn_type>
 void forget_attribution(client_conn_type& c) {
   c.session_id.clear();
+  c.reply_rule = {};
   if (c.ticket) {
     c.ticket->identity = {};
     c.ticket->grant = {};
     c.ticket->verdicts.clear();
   }
+}
+
+}  // namespace
+
+namespace {
+
+// The listener's own address with the port it really got (the config says 0 for "any").
+host_allowlist listener_hosts(const proxy_config& config, int listen_fd) {
+  endpoint at = config.listen;
+  if (listen_fd >= 0) at.port = bound_port(listen_fd);
+  return host_allowlist::for_listener(at, config.allowed_hosts);
 }
 
 }  // namespace
@@ -228,7 +234,9 @@ proxy_shard::proxy_shard(std::shared_ptr<const proxy_config> config,
       listen_fd_(listen_fd),
       stats_(stats),
       registry_(metrics),
-      extractor_(config_->jsonrpc) {}
+      extractor_(config_->jsonrpc),
+      rules_{config_->path, config_->allowed_origins, listener_hosts(*config_, listen_fd)},
+      sealer_(config_->session_seal_key) {}
 
 proxy_shard::~proxy_shard() {
   if (registry_ && audit_ && reactor_) registry_->attach_audit(reactor_->id(), nullptr);
@@ -385,6 +393,7 @@ void proxy_shard::on_accept(const io_uring_cqe& cqe) {
       c.st = client_conn::state::head;
       c.pending = 0;
       c.close_after_send = false;
+      c.reading_paused = false;
       c.head_resume = 0;
       c.up_slot = no_slot;
       c.deadline_ns = reactor_->now_ns() + config_->idle_timeout_ms * ms;
@@ -441,12 +450,39 @@ void proxy_shard::on_client_recv(client_conn& c, const io_uring_cqe& cqe) {
     stats_.bytes_in.add(static_cast<uint64_t>(cqe.res));
     if (c.st == client_conn::state::lingering) return;
     process_client(c);
+    // While its exchange is at the upstream (or its stream is open) a client may send the next
+    // request, but no more than one request's worth: reading stops until the exchange ends.
+    if (c.st == client_conn::state::upstream && c.in.size() > max_pending_input() &&
+        !c.reading_paused) {
+      c.reading_paused = true;
+      if (c.recv_armed) {
+        io_uring_sqe* s = reactor_->io().sqe();
+        io_uring_prep_cancel64(s, core::encode({op_client_recv, c.slot, c.gen}), 0);
+        io_uring_sqe_set_data64(s, core::encode({op_cancel, 0, 0}));
+      }
+    }
+  } else if (cqe.res == -ECANCELED && c.reading_paused) {
+    return;  // paused above; re-armed by resume_reading()
   } else if (cqe.res == 0 || (cqe.res < 0 && cqe.res != -ENOBUFS)) {
     // The client closed (or reset): nothing more will arrive and nothing can be answered.
     close_client(c);
     return;
   }
-  if (!c.recv_armed && c.st != client_conn::state::closing) arm_client_recv(c);
+  if (!c.recv_armed && !c.reading_paused && c.st != client_conn::state::closing) arm_client_recv(c);
+}
+
+size_t proxy_shard::max_pending_input() const {
+  return config_->http.max_head + config_->http.max_body;
+}
+
+// Reading goes on once the exchange that paused it has ended and what was buffered meanwhile
+// has been taken up.
+void proxy_shard::resume_reading(client_conn& c) {
+  if (!c.reading_paused || c.st == client_conn::state::upstream ||
+      c.st == client_conn::state::closing || c.in.size() > max_pending_input())
+    return;
+  c.reading_paused = false;
+  if (!c.recv_armed) arm_client_recv(c);
 }
 
 void proxy_shard::send_client(client_conn& c, std::string_view bytes) {
@@ -627,6 +663,7 @@ void proxy_shard::record_prepare(client_conn& c, const jsonrpc_result* body) {
       if (c.ticket && i < c.ticket->verdicts.size() && !c.ticket->verdicts[i].rule.empty())
         r.rule = c.ticket->verdicts[i].rule;
     }
+    if (!m && !c.reply_rule.empty()) r.rule = c.reply_rule;
     append_audit_head(c.audit_heads, r, config_->audit.arguments);
     c.audit_ends.push_back(static_cast<uint32_t>(c.audit_heads.size()));
   }
@@ -750,76 +787,20 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   std::string_view path, query;
   split_target(h.target(), h.form(), path, query);
   bool has_body = c.framing != body_framing::none;
-  if (path != config_->path) {
+  if (std::optional<head_rejection> no = check_request_head(h, path, rules_, c.expect_continue)) {
     c.in.consume(h.head_length());
-    reply_jsonrpc_error(c, 404, -32601,
-                        "not found: this gateway serves MCP only at its endpoint path", {},
-                        has_body);
+    c.reply_rule = no->rule;
+    if (no->close) c.keep_alive = false;
+    if (no->code == 0) {
+      reply(c, no->status, no->extra_headers, {}, {}, no->close);
+    } else {
+      error_body_.clear();
+      append_jsonrpc_error(error_body_, {}, no->code, no->message);
+      reply(c, no->status, no->extra_headers, "application/json", error_body_, no->close);
+    }
     return false;
   }
-  if (c.method != http_method::get && c.method != http_method::post &&
-      c.method != http_method::delete_) {
-    c.in.consume(h.head_length());
-    reply(c, 405, "Allow: GET, POST, DELETE\r\n", "application/json",
-          R"({"jsonrpc":"2.0","error":{"code":-32000,"message":"Method not allowed."},"id":null})",
-          has_body);
-    return false;
-  }
-  if (!config_->allowed_origins.empty() && headers.count("origin") > 0) {
-    std::string_view origin = headers.find("origin");
-    bool ok = false;
-    for (const std::string& o : config_->allowed_origins) ok = ok || o == origin;
-    if (!ok) {
-      c.in.consume(h.head_length());
-      reply_jsonrpc_error(c, 403, -32000, "Forbidden: origin not allowed", {}, has_body);
-      return false;
-    }
-  }
-  if (c.method == http_method::post) {
-    std::string_view content_type = headers.find("content-type");
-    std::string_view media = content_type.substr(0, content_type.find(';'));
-    while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
-    if (!equals_ignore_case(media, "application/json")) {
-      c.in.consume(h.head_length());
-      reply_jsonrpc_error(c, 415, -32000,
-                          "Unsupported Media Type: Content-Type must be application/json", {},
-                          has_body);
-      return false;
-    }
-    // The specification: the client MUST list both media types in Accept.
-    std::string_view accept = headers.find("accept");
-    if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
-      c.in.consume(h.head_length());
-      reply_jsonrpc_error(
-          c, 406, -32000,
-          "Not Acceptable: Client must accept both application/json and text/event-stream", {},
-          has_body);
-      return false;
-    }
-  }
-  // Fields the gateway or the upstream acts on must be unambiguous: with two of them, one
-  // side could read the first and the other the last.
-  for (std::string_view name :
-       {"authorization", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name",
-        "content-type", "origin", "last-event-id"}) {
-    if (headers.count(name) > 1) {
-      c.in.consume(h.head_length());
-      c.keep_alive = false;
-      reply_jsonrpc_error(c, 400, -32600, std::string("duplicate ") + std::string(name) + " header",
-                          {}, true);
-      return false;
-    }
-  }
-  std::string_view expect = headers.find("expect");
-  if (headers.count("expect") > 0) {
-    if (!equals_ignore_case(expect, "100-continue")) {
-      c.in.consume(h.head_length());
-      reply(c, 417, {}, {}, {}, true);
-      return false;
-    }
-    c.expect_continue = true;
-  }
-  assign(c.session_id, headers.find("mcp-session-id"));
+  bool names_session = headers.count("mcp-session-id") > 0;
   assign(c.protocol_version, headers.find("mcp-protocol-version"));
   assign(c.authorization, headers.find("authorization"));
   c.has_mcp_method_header = headers.count("mcp-method") > 0;
@@ -836,6 +817,14 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
           call_decision::unauthenticated);
     return false;
   }
+  // A session belongs to the identity that created it: its token opens only for that identity,
+  // and to anyone else it is as unknown as an id never issued. The upstream gets its own id.
+  if (names_session && !open_session(c, headers.find("mcp-session-id"))) {
+    c.in.consume(h.head_length());
+    c.reply_rule = "session";
+    reply_jsonrpc_error(c, 404, -32001, "Session not found", {}, has_body);
+    return false;
+  }
 
   // The upstream request head: the client's header lines byte for byte, less the hop-by-hop
   // fields and the framing we set ourselves.
@@ -850,14 +839,24 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
   f += "\r\n";
   std::string_view connection = headers.find("connection");
   bool has_connection = headers.count("connection") > 0;
+  // The gateway's own credential stays with the gateway (the MCP security guidance forbids
+  // passing a client's token through), unless the upstream is configured to need it.
+  bool drop_authorization = c.ticket->consumed_credential && !config_->forward_authorization;
   for (const http_header& hd : headers) {
     if (equals_ignore_case(hd.name, "host") || equals_ignore_case(hd.name, "content-length") ||
         equals_ignore_case(hd.name, "expect") || is_hop_by_hop(hd.name))
       continue;
     if (has_connection && header_has_token(connection, hd.name)) continue;
+    if (drop_authorization && equals_ignore_case(hd.name, "authorization")) continue;
     f += hd.name;
     f += ": ";
-    f += hd.value;
+    f += equals_ignore_case(hd.name, "mcp-session-id") ? std::string_view(c.session_id) : hd.value;
+    f += "\r\n";
+  }
+  if (config_->upstream_is_stdio && c.ticket->consumed_credential) {
+    // The bridge counts children per authenticated identity (max_processes_per_identity).
+    f += "Mcp-Gateway-Identity: ";
+    f += c.ticket->identity;
     f += "\r\n";
   }
   c.in.consume(h.head_length());
@@ -866,6 +865,40 @@ bool proxy_shard::begin_request(client_conn& c, const request_head& h) {
     c.chunked_body.clear();
   }
   c.st = client_conn::state::body;
+  return true;
+}
+
+// Opens the session token a request names, for the identity making the request: c.session_id
+// becomes the upstream's id. A connection keeps the last token it opened, so a client that
+// sends the same token on every request costs one comparison, not a decryption.
+bool proxy_shard::open_session(client_conn& c, std::string_view token) {
+  std::string_view who = c.ticket->identity;
+  if (token != c.session_token || who != c.session_owner) {
+    std::optional<std::string_view> upstream_id = sealer_.open(token, who);
+    if (!upstream_id) {
+      c.session_id.clear();
+      return false;
+    }
+    assign(c.session_upstream, *upstream_id);
+    assign(c.session_token, token);
+    assign(c.session_owner, who);
+  }
+  c.session_id = c.session_upstream;
+  return true;
+}
+
+// The token for a session id the upstream just gave (or repeated), sealed for the caller.
+bool proxy_shard::seal_session(client_conn& c, std::string_view upstream_id, std::string& out) {
+  std::string_view who = c.ticket->identity;
+  if (upstream_id == c.session_upstream && who == c.session_owner && !c.session_token.empty()) {
+    out += c.session_token;
+    return true;
+  }
+  size_t before = out.size();
+  if (!sealer_.seal(upstream_id, who, out)) return false;
+  assign(c.session_token, std::string_view(out).substr(before));
+  assign(c.session_upstream, upstream_id);
+  assign(c.session_owner, who);
   return true;
 }
 
@@ -934,6 +967,20 @@ void proxy_shard::handle_request(client_conn& c) {
     }
     const jsonrpc_message& first = r.messages.front();
     if (!r.batch && first.kind == message_kind::request) assign(c.reply_id, first.id);
+    // A tools/call names its tool in params.name; without it there is nothing to decide on,
+    // and no call may pass as the tool named "".
+    for (const jsonrpc_message& m : r.messages) {
+      bool call = (m.kind == message_kind::request || m.kind == message_kind::notification) &&
+                  m.method == "tools/call";
+      if (!call || (m.params && m.params->front() == '{' && m.name)) continue;
+      c.in.consume(consumed);
+      c.reply_rule = "params";
+      reply_jsonrpc_error(c, r.batch ? 400 : 200, -32602,
+                          "Invalid params: tools/call needs params to be an object with a string "
+                          "name",
+                          r.batch ? std::string_view() : std::string_view(c.reply_id), false);
+      return;
+    }
     // Protocol 2026-07-28 routes on Mcp-Method / Mcp-Name; the upstream may act on the header
     // while we decide on the body, so they must agree.
     if (c.has_mcp_method_header || c.has_mcp_name_header) {
@@ -1066,6 +1113,8 @@ void proxy_shard::forward(client_conn& c) {
   u->request.swap(c.fwd);
   u->request_sent = 0;
   u->retried = false;
+  u->write_refused = false;
+  u->not_run = false;
   u->head_done = false;
   u->head_resume = 0;
   u->dechunk = c.http10;
@@ -1113,6 +1162,7 @@ void proxy_shard::on_upstream_sent(upstream_conn& u, const io_uring_cqe& cqe) {
   u.send_in_flight = false;
   if (u.st == upstream_conn::state::closing) return;
   if (cqe.res < 0) {
+    u.write_refused = u.request_sent == 0;
     upstream_failed(u, -cqe.res, !u.head_done);
     return;
   }
@@ -1240,9 +1290,24 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
       if (!chunked_te && is_hop_by_hop(hd.name)) continue;
       if (has_connection && header_has_token(connection, hd.name)) continue;
       if (u.filtering && equals_ignore_case(hd.name, "content-length")) continue;
+      if (equals_ignore_case(hd.name, not_run_header)) {
+        // The bridge's word that the child never got the request; from anyone else, ignored.
+        u.not_run = config_->upstream_is_stdio;
+        continue;
+      }
       h += hd.name;
       h += ": ";
-      h += hd.value;
+      if (equals_ignore_case(hd.name, "mcp-session-id")) {
+        // The client gets the session bound to its identity, never the upstream's bare id.
+        if (!seal_session(*c, hd.value, h)) {
+          std::fprintf(stderr,
+                       "mcpgate: upstream sent an Mcp-Session-Id that is not a session id\n");
+          upstream_failed(u, EPROTO, true);
+          return;
+        }
+      } else {
+        h += hd.value;
+      }
       h += "\r\n";
     }
     used += rh.head_length();
@@ -1328,7 +1393,8 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
   stats_.responses_relayed.add();
   u.client_slot = no_slot;
   c->up_slot = no_slot;
-  c->ticket->completed(u.status, u.status < 500);
+  // 503 and 429 say the upstream did not take the request; so does the stdio bridge's mark.
+  c->ticket->completed(u.status, !u.not_run && u.status != 503 && u.status != 429);
   record_finish(*c, call_decision::allowed, false, true, u.status);
   bool reusable = u.keep_alive && u.in.empty() && !draining_;
   if (reusable)
@@ -1440,6 +1506,7 @@ void proxy_shard::finish_exchange(client_conn& c) {
   c.st = client_conn::state::head;
   c.deadline_ns = reactor_->now_ns() + config_->idle_timeout_ms * ms;
   process_client(c);
+  resume_reading(c);
 }
 
 void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_response) {
@@ -1454,10 +1521,13 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
                                        : upstream_error_kind::reset);
   client_conn* c = client_at(u.client_slot, u.client_gen);
   u.client_slot = no_slot;
-  bool nothing_received = !u.head_done && u.in.empty();
-  if (c && nothing_received && u.reused && !u.retried && (err == ECONNRESET || err == EPIPE)) {
-    // A pooled connection the upstream had closed while idle: the request never reached it.
-    // Retry once on a fresh connection, as every keep-alive proxy must.
+  // A tools/call may have effects: it is sent again, or its count given back, only when the
+  // upstream provably never saw it (RFC 9112 9.3.1): the connection was never made, or the
+  // kernel refused the first write before taking a byte. A request whose bytes went out may
+  // have run, whatever happened to its answer.
+  bool not_delivered = u.st == upstream_conn::state::connecting || u.write_refused;
+  if (c && not_delivered && u.reused && !u.retried) {
+    // A pooled connection the upstream had closed while idle. Retry once on a fresh one.
     std::string request;
     request.swap(u.request);
     close_upstream(u);
@@ -1474,7 +1544,7 @@ void proxy_shard::upstream_failed(upstream_conn& u, int err, bool before_respons
                         : err == EPROTO       ? "malformed"
                                               : "reset";
   if (before_response) {
-    c->ticket->completed(0, false);
+    c->ticket->completed(0, !not_delivered);
     const char* what = err == ETIMEDOUT      ? "upstream timed out"
                        : err == ECONNREFUSED ? "upstream unavailable: connection refused"
                        : err == EPROTO       ? "upstream sent a malformed response"
@@ -1582,6 +1652,12 @@ void proxy_shard::on_tick(int64_t now) {
   }
   for (auto& cp : clients_) {
     client_conn& c = *cp;
+    if (c.reading_paused && c.fd >= 0 && c.st != client_conn::state::upstream) {
+      // An exchange that ended with a reply of the gateway's (an upstream failure) leaves
+      // buffered input to take up here.
+      process_client(c);
+      resume_reading(c);
+    }
     if (c.fd < 0 || c.deadline_ns == 0 || now < c.deadline_ns) continue;
     if (c.st == client_conn::state::lingering) {
       close_client(c);

@@ -14,6 +14,8 @@
 #include "net/http_parser.h"
 #include "net/jsonrpc.h"
 #include "net/proxy_config.h"
+#include "net/request_rules.h"
+#include "net/session_token.h"
 #include "net/shard_stats.h"
 
 namespace mcpgate::net {
@@ -52,8 +54,12 @@ class proxy_shard final : public core::shard_handler {
   void arm_client_recv(client_conn& c);
   void on_client_recv(client_conn& c, const io_uring_cqe& cqe);
   void on_client_sent(client_conn& c, const io_uring_cqe& cqe);
+  size_t max_pending_input() const;
+  void resume_reading(client_conn& c);
   void process_client(client_conn& c);
   bool begin_request(client_conn& c, const request_head& h);
+  bool open_session(client_conn& c, std::string_view token);
+  bool seal_session(client_conn& c, std::string_view upstream_id, std::string& out);
   bool read_request_body(client_conn& c);
   void handle_request(client_conn& c);
   void forward(client_conn& c);
@@ -118,6 +124,8 @@ class proxy_shard final : public core::shard_handler {
   core::reactor* reactor_ = nullptr;
   std::unique_ptr<core::buffer_ring> buffers_;
   jsonrpc_extractor extractor_;
+  head_rules rules_;
+  session_sealer sealer_;
   std::string reply_scratch_;  // a whole reply the gateway makes
   std::string error_body_;     // the JSON-RPC error body inside it; both reused, never per request
 

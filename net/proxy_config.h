@@ -10,6 +10,7 @@
 #include "net/audit_record.h"
 #include "net/http_parser.h"
 #include "net/jsonrpc.h"
+#include "net/session_token.h"
 
 namespace mcpgate::net {
 
@@ -20,9 +21,21 @@ struct proxy_config {
   http_url upstream;
   // The MCP endpoint path clients use; other paths get 404. Defaults to the upstream's path.
   std::string path;
-  // Origins allowed to call (DNS-rebinding protection); empty forwards Origin unchecked and
-  // lets the upstream decide.
+  // Origins allowed to call (DNS-rebinding protection); empty: an Origin must name a host the
+  // listener allows (see allowed_hosts).
   std::vector<std::string> allowed_origins;
+  // Host header values accepted ("host" or "host:port"); empty: localhost, 127.0.0.1 and [::1]
+  // on a loopback listener, anything on another (see net/request_rules.h).
+  std::vector<std::string> allowed_hosts;
+  // The client's Authorization header reaches the upstream even when the gateway
+  // authenticated it (off: the gateway's credential is never passed through).
+  bool forward_authorization = false;
+  // The upstream is the stdio bridge: requests carry the caller's identity for its per-identity
+  // process cap.
+  bool upstream_is_stdio = false;
+  // Seals the session ids clients receive (net/session_token.h). Random per process unless the
+  // configuration gives one.
+  session_key session_seal_key = random_session_key();
 
   http_limits http;
   jsonrpc_limits jsonrpc{.max_body = 4 * 1024 * 1024};  // the same bound as http.max_body

@@ -140,7 +140,8 @@ describe('stdio upstream: server-filesystem', {skip: skip_without_gateway}, () =
         try {
           assert.equal(client.getServerVersion()?.name, 'secure-filesystem-server');
           const session_id = transport.sessionId;
-          assert.match(session_id ?? '', /^[0-9a-f]{32}$/);
+          // The bridge's id, sealed for the identity that created the session.
+          assert.match(session_id ?? '', /^[0-9a-f]{32}\.[A-Za-z0-9_-]+$/);
           const {tools} = await client.listTools({}, request_options);
           const names = tools.map((tool) => tool.name);
           for (const expected of ['read_text_file', 'list_directory', 'write_file']) {

@@ -233,9 +233,11 @@ class gateway {
     cfg->upstream =
         parse_http_url("http://127.0.0.1:" + std::to_string(upstream_port) + "/mcp", "upstream");
     cfg->path = "/mcp";
+    cfg->allowed_hosts = {"gateway.test", "x"};  // the Hosts requests here name
     cfg->recv_buffers = 64;
     cfg->drain_timeout_ms = 2000;
     if (tune) tune(*cfg);
+    session_key_ = cfg->session_seal_key;
     std::vector<int> fds = listen_group(cfg->listen, shards, 128);
     port_ = bound_port(fds[0]);
     reinterpret_cast<sockaddr_in&>(cfg->listen.addr).sin_port = htons(port_);
@@ -260,9 +262,16 @@ class gateway {
   uint16_t port() const { return port_; }
   const shard_stats& stats(unsigned i = 0) const { return *stats_[i]; }
   std::string metrics_text() const { return metrics_->render(); }
+  // The Mcp-Session-Id a client of `identity` holds for the upstream's session `upstream_id`.
+  std::string session_token(std::string_view upstream_id, std::string_view identity = {}) const {
+    std::string token;
+    session_sealer(session_key_).seal(upstream_id, identity, token);
+    return token;
+  }
 
  private:
   core::shard_group group_;
+  session_key session_key_{};
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<shard_stats>> stats_;
   std::unique_ptr<metrics_registry> metrics_;  // the shards have ended (~gateway) before it goes
@@ -292,7 +301,8 @@ TEST(Proxy, ForwardsBodyBytesUnchangedAndRewritesHostAndHopByHopHeaders) {
   ASSERT_GE(fd, 0);
   message m = round_trip(fd, post(call_body,
                                   "Connection: keep-alive, X-Private\r\nX-Private: 1\r\n"
-                                  "Mcp-Session-Id: abc\r\nKeep-Alive: timeout=9\r\n"));
+                                  "Mcp-Session-Id: " +
+                                      gw.session_token("abc") + "\r\nKeep-Alive: timeout=9\r\n"));
   ASSERT_TRUE(m.complete);
   EXPECT_EQ(m.head.substr(0, 15), "HTTP/1.1 200 OK");
   EXPECT_EQ(m.head.find("Keep-Alive"), std::string::npos) << m.head;
@@ -1041,7 +1051,9 @@ TEST(ProxyHostile, AuditsASlowlorisHeadAsARequestOfItsOwn) {
         },
         gate);
     int fd = connect_to(gw.port());
-    ASSERT_TRUE(round_trip(fd, post(call_body, "Mcp-Session-Id: s1\r\n")).complete);
+    ASSERT_TRUE(round_trip(fd, post(call_body, "Mcp-Session-Id: " +
+                                                   gw.session_token("s1", "anonymous") + "\r\n"))
+                    .complete);
     send_all(fd, partial_head);  // and never the rest
     std::string buf;
     read_until(fd, buf, [](const std::string&) { return false; });  // until the gateway closes
