@@ -13,8 +13,14 @@
 #include <chrono>
 #include <cstring>
 
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <vector>
+
 #include "net/http_parser.h"
 #include "net/replies.h"
+#include "policy/identity.h"
 
 namespace mcpgate::net {
 namespace {
@@ -44,6 +50,19 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// The listener's address for the Host rules; a name that does not parse as an address (a host
+// name) counts as not loopback, so every Host is then accepted unless allowed_hosts says.
+endpoint listener_endpoint(const std::string& host, uint16_t port) {
+  try {
+    endpoint at = parse_host_port((host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                                      ":" + std::to_string(port),
+                                  "admin");
+    return at;
+  } catch (const std::exception&) {
+    return endpoint{};
+  }
 }
 
 response method_not_allowed(std::string_view allow) {
@@ -108,7 +127,9 @@ admin_server::admin_server(admin_options options, admin_handlers handlers, int l
       handlers_(std::move(handlers)),
       listen_fd_(listen_fd),
       wake_fd_(wake_fd),
-      port_(port) {}
+      port_(port),
+      hosts_(host_allowlist::for_listener(listener_endpoint(options_.host, port),
+                                          options_.allowed_hosts)) {}
 
 admin_server::~admin_server() {
   stop();
@@ -124,98 +145,151 @@ void admin_server::stop() {
   close(wake_fd_);
 }
 
+namespace {
+
+// One client of the admin listener: its request as it arrives, then the answer going out.
+struct admin_conn {
+  int fd = -1;
+  std::string in;
+  size_t resume = 0;
+  std::string out;
+  size_t sent = 0;
+  bool answered = false;
+  int64_t deadline_ms = 0;
+};
+
+}  // namespace
+
+// Every connection is served concurrently from one poll loop: an idle or slow client holds
+// only its own slot (and is cut off at request_timeout_ms), never the others' answers.
 void admin_server::run() {
   pthread_setname_np(pthread_self(), "mcpgate-admin");
-  while (!stopping_.load(std::memory_order_acquire)) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) continue;  // EINTR
-    if (fds[1].revents) break;
-    if (!(fds[0].revents & POLLIN)) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) continue;  // the peer went away, or out of fds: try again on the next event
-    serve(fd);
-    close(fd);
-  }
-}
-
-// Reads one request (head and any Content-Length body), answers it, and returns; the caller
-// closes. Every wait also watches wake_fd_ and the deadline.
-void admin_server::serve(int fd) {
-  const int64_t deadline = now_ms() + options_.request_timeout_ms;
-  auto wait_for = [&](short events) {
-    int64_t left = deadline - now_ms();
-    if (left <= 0) return false;
-    pollfd fds[2] = {{fd, events, 0}, {wake_fd_, POLLIN, 0}};
-    if (poll(fds, 2, static_cast<int>(left)) <= 0) return false;
-    if (fds[1].revents) return false;
-    return (fds[0].revents & (events | POLLHUP | POLLERR)) != 0;
-  };
-  auto send_all = [&](std::string_view bytes) {
-    while (!bytes.empty()) {
-      ssize_t n = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        bytes.remove_prefix(static_cast<size_t>(n));
-      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (!wait_for(POLLOUT)) return;
-      } else {
-        return;
-      }
-    }
-  };
-
+  std::vector<admin_conn> conns;
+  std::vector<pollfd> fds;
   http_limits limits;
   limits.max_head = options_.max_request_bytes;
   limits.max_body = options_.max_request_bytes;
-  std::string in;
-  size_t resume = 0;
-  for (;;) {
-    request_head head = parse_request_head(in, limits, resume);
-    if (head.status() == parse_status::error) {
-      response r{head.error_status(),
-                 "text/plain; charset=utf-8",
-                 std::string(head.error_reason()) + "\n",
-                 {}};
-      send_all(serialize(r));
-      return;
+  auto finish = [&](admin_conn& c, std::string reply) {
+    c.out = std::move(reply);
+    c.sent = 0;
+    c.answered = true;
+  };
+  while (!stopping_.load(std::memory_order_acquire)) {
+    fds.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    fds.push_back({listen_fd_, POLLIN, 0});
+    int64_t now = now_ms();
+    int64_t next_deadline = INT64_MAX;
+    for (const admin_conn& c : conns) {
+      fds.push_back({c.fd, static_cast<short>(c.answered ? POLLOUT : POLLIN), 0});
+      next_deadline = std::min(next_deadline, c.deadline_ms);
     }
-    if (head.status() == parse_status::complete) {
-      if (head.framing() == body_framing::chunked) {
-        send_all(serialize({411, "text/plain; charset=utf-8", "send a Content-Length\n", {}}));
-        return;
-      }
-      size_t need = head.head_length() +
-                    (head.framing() == body_framing::content_length ? head.content_length() : 0);
-      while (in.size() < need) {
-        if (!wait_for(POLLIN)) return;
+    int timeout = next_deadline == INT64_MAX
+                      ? -1
+                      : static_cast<int>(std::max<int64_t>(0, next_deadline - now));
+    if (poll(fds.data(), fds.size(), timeout) < 0) continue;  // EINTR
+    if (fds[0].revents) break;
+    now = now_ms();
+    for (size_t i = 0; i < conns.size(); ++i) {
+      admin_conn& c = conns[i];
+      short revents = fds[i + 2].revents;
+      if (!c.answered && (revents & (POLLIN | POLLHUP | POLLERR))) {
+        bool eof = false;
         char buf[4096];
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n == 0) return;
-        if (n < 0) {
-          if (errno == EAGAIN || errno == EINTR) continue;
-          return;
+        for (;;) {
+          ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+          if (n > 0) {
+            c.in.append(buf, static_cast<size_t>(n));
+            if (c.in.size() > 2 * options_.max_request_bytes) break;
+            continue;
+          }
+          if (n == 0)
+            eof = true;  // a client may half-close after its request
+          else if (errno != EAGAIN && errno != EINTR)
+            c.deadline_ms = 0;  // gone
+          break;
         }
-        in.append(buf, static_cast<size_t>(n));
+        request_head head = parse_request_head(c.in, limits, c.resume);
+        if (head.status() == parse_status::error) {
+          finish(c, serialize({head.error_status(),
+                               "text/plain; charset=utf-8",
+                               std::string(head.error_reason()) + "\n",
+                               {}}));
+        } else if (head.status() == parse_status::incomplete) {
+          c.resume = head.resume_offset();
+        } else if (head.framing() == body_framing::chunked) {
+          finish(c, serialize({411, "text/plain; charset=utf-8", "send a Content-Length\n", {}}));
+        } else {
+          size_t need =
+              head.head_length() +
+              (head.framing() == body_framing::content_length ? head.content_length() : 0);
+          if (c.in.size() >= need) {
+            std::string reply = respond(head);
+            if (head.method() == http_method::head) reply.resize(reply.find("\r\n\r\n") + 4);
+            finish(c, std::move(reply));
+          }
+        }
+        if (eof && !c.answered) c.deadline_ms = 0;  // it ended before a whole request
       }
-      std::string reply = respond(head.method_text(), head.target());
-      send_all(head.method() == http_method::head ? reply.substr(0, reply.find("\r\n\r\n") + 4)
-                                                  : reply);
-      return;
+      if (c.answered && c.deadline_ms != 0) {
+        while (c.sent < c.out.size()) {
+          ssize_t n = send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+          if (n > 0) {
+            c.sent += static_cast<size_t>(n);
+          } else {
+            if (n < 0 && errno != EAGAIN && errno != EINTR) c.deadline_ms = 0;
+            break;
+          }
+        }
+        if (c.sent == c.out.size()) c.deadline_ms = 0;  // answered: close
+      }
     }
-    resume = head.resume_offset();
-    if (!wait_for(POLLIN)) return;
-    char buf[4096];
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n == 0) return;
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      return;
+    // Closed, answered or past their deadline.
+    std::erase_if(conns, [now](admin_conn& c) {
+      if (c.deadline_ms != 0 && now < c.deadline_ms) return false;
+      close(c.fd);
+      return true;
+    });
+    if (fds[1].revents & POLLIN) {
+      for (;;) {
+        int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) break;  // EAGAIN, or out of fds: try again on the next event
+        if (conns.size() >= options_.max_connections) {
+          static constexpr std::string_view busy =
+              "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Length: 17\r\nConnection: close\r\n\r\ntoo many clients\n";
+          [[maybe_unused]] ssize_t n = send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
+          close(fd);
+          continue;
+        }
+        admin_conn c;
+        c.fd = fd;
+        c.deadline_ms = now + options_.request_timeout_ms;
+        conns.push_back(std::move(c));
+      }
     }
-    in.append(buf, static_cast<size_t>(n));
   }
+  for (admin_conn& c : conns) close(c.fd);
 }
 
-std::string admin_server::respond(std::string_view method, std::string_view target) {
+std::string admin_server::respond(const request_head& head) {
+  std::string_view method = head.method_text();
+  std::string_view target = head.target();
   std::string_view path = target.substr(0, target.find('?'));
+  // DNS rebinding: a page in a browser on this host must not read the admin routes either.
+  if (head.headers().count("host") > 0 && !hosts_.allows(head.headers().find("host")))
+    return serialize({403, "text/plain; charset=utf-8", "forbidden: Host not allowed\n", {}});
+  // Everything but the probes needs the admin token when one is configured.
+  if (options_.token_sha256 && path != "/healthz" && path != "/readyz") {
+    std::string_view token = policy::bearer_token(head.headers().find("authorization"));
+    auto digest = policy::sha256(token);
+    if (token.empty() || head.headers().count("authorization") != 1 ||
+        CRYPTO_memcmp(digest.data(), options_.token_sha256->data(), digest.size()) != 0) {
+      response r{401, "text/plain; charset=utf-8", "unauthorized: send the admin token\n", {}};
+      r.extra_headers = "WWW-Authenticate: Bearer realm=\"mcpgate-admin\"\r\n";
+      return serialize(r);
+    }
+  }
   bool get = method == "GET" || method == "HEAD";
   bool post = method == "POST";
   response r;

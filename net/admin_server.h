@@ -1,17 +1,24 @@
 #pragma once
 
 // The admin listener: metrics, health, readiness, the policy in force and log reopening, on a
-// thread of its own (control plane, never a shard). Connections are served one at a time, each
-// answered and closed; a slow client is cut off after a deadline so it cannot hold the others
-// back for long.
+// thread of its own (control plane, never a shard). Connections are served concurrently from
+// one poll loop, each answered and closed; a slow client is cut off after a deadline. Host is
+// checked as on the MCP listener, and with a token configured every route but the probes
+// needs it.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
+
+#include "net/http_parser.h"
+#include "net/request_rules.h"
 
 namespace mcpgate::net {
 
@@ -38,6 +45,12 @@ struct admin_options {
   // A connection must deliver its whole request within this time.
   int request_timeout_ms = 5000;
   size_t max_request_bytes = 64 * 1024;
+  size_t max_connections = 64;  // served at once; more get 503 and are closed
+  // Host header values accepted (as the MCP listener's allowed_hosts); empty: localhost,
+  // 127.0.0.1 and [::1] when bound to loopback, anything otherwise.
+  std::vector<std::string> allowed_hosts;
+  // SHA-256 of the bearer token every route but /healthz and /readyz requires; none: open.
+  std::optional<std::array<unsigned char, 32>> token_sha256;
 };
 
 class admin_server {
@@ -64,14 +77,14 @@ class admin_server {
   admin_server(admin_options options, admin_handlers handlers, int listen_fd, int wake_fd,
                uint16_t port);
   void run();
-  void serve(int fd);
-  std::string respond(std::string_view method, std::string_view target);
+  std::string respond(const request_head& head);
 
   admin_options options_;
   admin_handlers handlers_;
   int listen_fd_;
   int wake_fd_;  // eventfd: written by stop()
   uint16_t port_;
+  host_allowlist hosts_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

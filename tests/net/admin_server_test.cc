@@ -1,5 +1,7 @@
 #include "net/admin_server.h"
 
+#include "policy/identity.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -83,7 +85,9 @@ class AdminServer : public ::testing::Test {
       ++reopens_;
       return reopen_error_;
     };
-    auto started = admin_server::start(admin_options{}, std::move(h));
+    admin_options options;
+    options.allowed_hosts = {"localhost", "x"};  // the Hosts requests here name
+    auto started = admin_server::start(options, std::move(h));
     ASSERT_TRUE(started.server) << started.error;
     server_ = std::move(started.server);
     port_ = server_->port();
@@ -214,6 +218,46 @@ TEST_F(AdminServer, StopReturnsPromptlyWhileAClientHoldsAConnectionOpen) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
   close(idle);
   EXPECT_EQ(connect_to(port_), -1) << "still listening after stop()";
+}
+
+TEST_F(AdminServer, AnIdleConnectionDoesNotDelayTheOthers) {
+  int idle = connect_to(port_);
+  ASSERT_GE(idle, 0);
+  send(idle, "GET /hea", 8, MSG_NOSIGNAL);  // and nothing more
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(body(get(port_, "/healthz")), "ok\n");
+  EXPECT_EQ(body(get(port_, "/readyz")), "ready\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+  close(idle);
+}
+
+TEST_F(AdminServer, ARequestNamingAnotherHostIs403) {
+  std::string r = http_exchange(port_, "GET /metrics HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+  EXPECT_EQ(status_line(r), "HTTP/1.1 403 Forbidden");
+  EXPECT_EQ(body(r).find("x_total"), std::string::npos) << r;
+}
+
+TEST(AdminServerToken, EveryRouteButTheProbesNeedsTheToken) {
+  admin_handlers h;
+  h.metrics = [] { return std::string("x_total 3\n"); };
+  h.ready = [] { return readiness{true, true, true}; };
+  h.policy = [] { return std::string("{}"); };
+  admin_options options;
+  options.token_sha256 = policy::sha256("s3cret");
+  auto started = admin_server::start(options, std::move(h));
+  ASSERT_TRUE(started.server) << started.error;
+  uint16_t port = started.server->port();
+  auto with = [&](const std::string& target, const std::string& auth) {
+    return http_exchange(port,
+                         "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + "\r\n");
+  };
+  EXPECT_EQ(status_line(with("/metrics", "")), "HTTP/1.1 401 Unauthorized");
+  EXPECT_NE(with("/metrics", "").find("WWW-Authenticate: Bearer"), std::string::npos);
+  EXPECT_EQ(status_line(with("/admin/policy", "Authorization: Bearer wrong\r\n")),
+            "HTTP/1.1 401 Unauthorized");
+  EXPECT_EQ(body(with("/metrics", "Authorization: Bearer s3cret\r\n")), "x_total 3\n");
+  EXPECT_EQ(body(with("/healthz", "")), "ok\n");
+  EXPECT_EQ(body(with("/readyz", "")), "ready\n");
 }
 
 TEST(AdminServerStart, BindsLoopbackByDefault) {

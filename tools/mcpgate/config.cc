@@ -59,7 +59,8 @@ struct reader {
   }
 };
 
-void load_limits(const reader& r, element e, net::proxy_config& w) {
+void load_limits(const reader& r, element e, gateway_settings& s) {
+  net::proxy_config& w = s.wire;
   if (!e.is_object()) r.fail("$.limits", "expected an object, got " + type_name(e.type()));
   simdjson::dom::object limits = e.get_object().value_unsafe();
   for (auto [key_view, value] : limits) {
@@ -90,12 +91,14 @@ void load_limits(const reader& r, element e, net::proxy_config& w) {
       w.sse_idle_timeout_ms = r.get_positive(value, path, true);
     else if (key == "drain_timeout_ms")
       w.drain_timeout_ms = r.get_positive(value, path, true);
+    else if (key == "max_session_counters_per_identity")
+      s.max_session_counters_per_identity = static_cast<size_t>(r.get_positive(value, path));
     else
       r.fail(path,
              "unknown key (known: max_head_bytes, max_headers, max_body_bytes, max_depth, "
              "max_batch, max_connections_per_shard, header_timeout_ms, idle_timeout_ms, "
              "upstream_connect_timeout_ms, upstream_response_timeout_ms, "
-             "sse_idle_timeout_ms, drain_timeout_ms)");
+             "sse_idle_timeout_ms, drain_timeout_ms, max_session_counters_per_identity)");
   }
 }
 
@@ -187,6 +190,8 @@ void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
       stdio->shared = r.get_bool(value, path);
     } else if (key == "max_processes") {
       stdio->max_processes = static_cast<uint32_t>(r.get_positive(value, path));
+    } else if (key == "max_processes_per_identity") {
+      stdio->max_processes_per_identity = static_cast<uint32_t>(r.get_positive(value, path));
     } else if (key == "session_idle_timeout_ms") {
       stdio->session_idle_timeout_ms = r.get_positive(value, path, true);
     } else if (key == "end_session_on_disconnect") {
@@ -195,8 +200,9 @@ void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
       stdio->kill_grace_ms = r.get_positive(value, path);
     } else {
       r.fail(path,
-             "unknown key (known: command, env, cwd, shared, max_processes, "
-             "session_idle_timeout_ms, end_session_on_disconnect, kill_grace_ms)");
+             "unknown key (known for a stdio upstream: command, env, cwd, shared, max_processes, "
+             "max_processes_per_identity, session_idle_timeout_ms, end_session_on_disconnect, "
+             "kill_grace_ms; an HTTP upstream is {\"url\": ...})");
     }
   }
   if (stdio->command.argv.empty() || stdio->command.argv[0].empty())
@@ -217,6 +223,79 @@ void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
   }
   s.stdio = std::move(stdio);
   s.upstream = describe_command(s.stdio->command.argv);
+}
+
+// "upstream": {"url": "http://...", "forward_authorization": true}
+void load_http_upstream(const reader& r, element e, gateway_settings& s) {
+  simdjson::dom::object upstream = e.get_object().value_unsafe();
+  for (auto [key_view, value] : upstream) {
+    std::string key(key_view);
+    std::string path = "$.upstream." + key;
+    if (key == "url")
+      s.upstream = r.get_string(value, path);
+    else if (key == "forward_authorization")
+      s.wire.forward_authorization = r.get_bool(value, path);
+    else
+      r.fail(path, "unknown key (known for an HTTP upstream: url, forward_authorization)");
+  }
+  s.stdio = nullptr;
+}
+
+// An upstream object names a URL (Streamable HTTP) or a command (stdio), never both.
+void load_upstream_object(const reader& r, element e, gateway_settings& s) {
+  simdjson::dom::object upstream = e.get_object().value_unsafe();
+  bool url = false, command = false;
+  for (auto [key_view, value] : upstream) {
+    url = url || key_view == "url";
+    command = command || key_view == "command";
+  }
+  if (url && command)
+    r.fail("$.upstream",
+           "expected either \"url\" (Streamable HTTP) or \"command\" (stdio), got both");
+  if (url)
+    load_http_upstream(r, e, s);
+  else
+    load_stdio_upstream(r, e, s);
+}
+
+// "admin": "HOST:PORT" or {"listen": "HOST:PORT", "token_sha256": "<hex>"}
+void load_admin(const reader& r, element e, gateway_settings& s) {
+  if (e.is_string()) {
+    s.admin = r.get_string(e, "$.admin");
+    return;
+  }
+  if (!e.is_object())
+    r.fail("$.admin", "expected \"HOST:PORT\" or an object {\"listen\", \"token_sha256\"}, got " +
+                          type_name(e.type()));
+  simdjson::dom::object admin = e.get_object().value_unsafe();
+  for (auto [key_view, value] : admin) {
+    std::string key(key_view);
+    std::string path = "$.admin." + key;
+    if (key == "listen") {
+      s.admin = r.get_string(value, path);
+    } else if (key == "token_sha256") {
+      std::string hex = r.get_string(value, path);
+      if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        r.fail(path,
+               "expected 64 hex digits (the SHA-256 of the admin token, as `mcpgate "
+               "hash-key` or `sha256sum` prints it), got \"" +
+                   hex + "\"");
+      s.admin_token_sha256 = hex;
+    } else {
+      r.fail(path, "unknown key (known: listen, token_sha256)");
+    }
+  }
+  if (s.admin.empty()) r.fail("$.admin.listen", "missing: the admin object needs a listen address");
+}
+
+std::vector<std::string> get_strings(const reader& r, element e, const std::string& path) {
+  if (!e.is_array()) r.fail(path, "expected an array of strings, got " + type_name(e.type()));
+  std::vector<std::string> out;
+  size_t i = 0;
+  simdjson::dom::array items = e.get_array().value_unsafe();
+  for (element item : items)
+    out.push_back(r.get_string(item, path + "[" + std::to_string(i++) + "]"));
+  return out;
 }
 
 }  // namespace
@@ -265,11 +344,11 @@ void load_config_text(std::string_view text, const std::string& file, const std:
     if (key == "listen")
       s.listen = r.get_string(value, path);
     else if (key == "upstream" && value.is_object())
-      load_stdio_upstream(r, value, s);
+      load_upstream_object(r, value, s);
     else if (key == "upstream") {
       if (!value.is_string())
-        r.fail(path,
-               "expected a URL or an object {\"command\": [...]}, got " + type_name(value.type()));
+        r.fail(path, "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
+                         type_name(value.type()));
       s.upstream = r.get_string(value, path);
       s.stdio = nullptr;
     } else if (key == "shards")
@@ -281,7 +360,7 @@ void load_config_text(std::string_view text, const std::string& file, const std:
     else if (key == "audit")
       load_audit(r, value, s);
     else if (key == "admin")
-      s.admin = r.get_string(value, path);
+      load_admin(r, value, s);
     else if (key == "deny_as") {
       s.deny_as = r.get_string(value, path);
       if (s.deny_as != "result" && s.deny_as != "error")
@@ -289,12 +368,15 @@ void load_config_text(std::string_view text, const std::string& file, const std:
     } else if (key == "hide_denied_tools")
       s.hide_denied_tools = r.get_bool(value, path);
     else if (key == "allowed_origins") {
-      if (!value.is_array())
-        r.fail(path, "expected an array of strings, got " + type_name(value.type()));
-      size_t i = 0;
-      simdjson::dom::array origins = value.get_array().value_unsafe();
-      for (element o : origins)
-        s.wire.allowed_origins.push_back(r.get_string(o, path + "[" + std::to_string(i++) + "]"));
+      s.wire.allowed_origins = get_strings(r, value, path);
+    } else if (key == "allowed_hosts") {
+      s.wire.allowed_hosts = get_strings(r, value, path);
+      for (size_t i = 0; i < s.wire.allowed_hosts.size(); ++i) {
+        const std::string& h = s.wire.allowed_hosts[i];
+        if (h.empty() || h.find_first_of(" \t/,") != std::string::npos)
+          r.fail(path + "[" + std::to_string(i) + "]",
+                 "expected a host name or HOST:PORT, got \"" + h + "\"");
+      }
     } else if (key == "identities") {
       if (!value.is_array()) r.fail(path, "expected an array, got " + type_name(value.type()));
       s.identities_json = simdjson::minify(value);
@@ -302,11 +384,12 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       if (!value.is_object()) r.fail(path, "expected an object, got " + type_name(value.type()));
       s.grants_json = simdjson::minify(value);
     } else if (key == "limits")
-      load_limits(r, value, s.wire);
+      load_limits(r, value, s);
     else
       r.fail(path,
              "unknown key (known: listen, upstream, shards, path, policy, audit, admin, "
-             "deny_as, hide_denied_tools, allowed_origins, identities, grants, limits)");
+             "deny_as, hide_denied_tools, allowed_origins, allowed_hosts, identities, grants, "
+             "limits)");
   }
 }
 
@@ -344,6 +427,7 @@ std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s,
   auto w = std::make_shared<net::proxy_config>(s.wire);
   std::string where = s.config_file.empty() ? "" : " (or " + s.config_file + ")";
   w->listen = net::parse_host_port(s.listen, "--listen" + where);
+  w->upstream_is_stdio = s.stdio != nullptr;
   if (s.stdio) {
     if (bridge) w->upstream.where = *bridge;
     w->upstream.host_header = "stdio";

@@ -28,13 +28,15 @@ struct gateway_settings {
   std::string policy;
   std::string audit;  // the audit log path; "-" is stdout
   std::string admin;
-  std::string config_file;        // where the settings came from, for messages
-  bool embedded_default = false;  // they came from load_embedded_default()
-  std::string base_dir;           // policy paths resolve relative to the config file
-  std::string identities_json;    // raw JSON of the config's "identities", for the policy loader
-  std::string grants_json;        // raw JSON of the config's "grants"
+  std::string admin_token_sha256;  // hex; empty: no token (the admin address must be loopback)
+  std::string config_file;         // where the settings came from, for messages
+  bool embedded_default = false;   // they came from load_embedded_default()
+  std::string base_dir;            // policy paths resolve relative to the config file
+  std::string identities_json;     // raw JSON of the config's "identities", for the policy loader
+  std::string grants_json;         // raw JSON of the config's "grants"
   std::string deny_as = "result";
   bool hide_denied_tools = true;
+  size_t max_session_counters_per_identity = 256;
   net::proxy_config wire;
   command_line_overrides command_line;
 };

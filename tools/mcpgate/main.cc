@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <cxxopts.hpp>
@@ -111,6 +112,7 @@ int run(const tools::gateway_settings& settings) {
 
   // Counters live as long as the process, so that reloads keep the counts.
   policy::counter_store counters;
+  counters.max_session_counters_per_identity = settings.max_session_counters_per_identity;
   std::shared_ptr<const net::gate_config> gate;
   try {
     gate = tools::load_gate(settings, counters);
@@ -159,6 +161,19 @@ int run(const tools::gateway_settings& settings) {
       net::endpoint at = net::parse_host_port(settings.admin, "--admin");
       options.host = at.host;
       options.port = at.port;
+      options.allowed_hosts = wire->allowed_hosts;
+      if (!settings.admin_token_sha256.empty()) {
+        std::array<unsigned char, 32> digest{};
+        for (size_t i = 0; i < digest.size(); ++i)
+          digest[i] = static_cast<unsigned char>(
+              std::stoi(settings.admin_token_sha256.substr(2 * i, 2), nullptr, 16));
+        options.token_sha256 = digest;
+      } else if (!net::is_loopback(at)) {
+        // Metrics, the policy in force and log reopening, for anyone who can reach the port.
+        return fail("--admin " + settings.admin +
+                    ": an admin listener off loopback needs a token (admin.token_sha256 in the "
+                    "config file)");
+      }
     } catch (const std::exception& e) {
       return fail(e.what());
     }

@@ -5,7 +5,11 @@
 // every HTTP request and every JSON-RPC message it receives, before the SDK sees them, so a
 // call that the SDK would reject still counts as having reached the upstream.
 //
-//   node counting_server.mjs [PORT]      PORT defaults to 0 (the kernel picks one)
+//   node counting_server.mjs [PORT] [--validate-host]
+//
+// PORT defaults to 0 (the kernel picks one). With --validate-host it protects itself against DNS
+// rebinding as the MCP security guidance asks: a request whose Host (or Origin) is not
+// localhost, 127.0.0.1 or [::1] gets 403 (the conformance suite's reference behaviour).
 //
 // Listens on 127.0.0.1 only and prints `e2e-peer: listening on 127.0.0.1:<port>` on stderr once
 // it accepts, the line the harness waits for (the same contract as loopback_listen.mjs).
@@ -142,8 +146,35 @@ async function handle_mcp(req, res) {
   await transport.handleRequest(req, res, body);
 }
 
+const validate_host = process.argv.includes('--validate-host');
+const local_hosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function is_local_authority(authority) {
+  try {
+    return local_hosts.has(new URL(`http://${authority}`).hostname);
+  } catch {
+    return false;
+  }
+}
+
+function rebinding_attempt(req) {
+  if (!validate_host) return false;
+  if (!is_local_authority(req.headers.host ?? '')) return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return !local_hosts.has(new URL(origin).hostname);
+  } catch {
+    return true;
+  }
+}
+
 const server = http.createServer((req, res) => {
   const {pathname} = new URL(req.url, `http://${loopback}`);
+  if (rebinding_attempt(req)) {
+    send_jsonrpc_error(res, 403, -32000, 'Forbidden: Host or Origin not allowed');
+    return;
+  }
   if (pathname === '/calls' && req.method === 'GET') {
     send_json(res, 200, counts);
     return;
@@ -161,7 +192,8 @@ const server = http.createServer((req, res) => {
   });
 });
 
-const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
+const port_arg = process.argv.slice(2).find((arg) => /^\d+$/.test(arg));
+const port = Number(port_arg ?? process.env.PORT ?? 0);
 server.listen(port, loopback, () => {
   const address = server.address();
   process.stderr.write(`e2e-peer: listening on ${address.address}:${address.port}\n`);

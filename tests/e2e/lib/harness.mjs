@@ -249,9 +249,11 @@ export async function start_upstream({timeout_ms = 20_000} = {}) {
 // that counts what reaches it, on a port of its own choosing on 127.0.0.1. Resolves once it
 // listens, with { url, port, process, stop, calls() }; calls() resolves with its GET /calls
 // answer: { requests, methods: { <method>: n }, tools: { <tool>: n } }.
-export async function start_counting_upstream({timeout_ms = 20_000} = {}) {
+// With `validate_host` it refuses requests whose Host or Origin is not a local name (403).
+export async function start_counting_upstream({timeout_ms = 20_000, validate_host = false} = {}) {
   const entry = path.join(here, 'counting_server.mjs');
-  const child = start_process('counting-server', process.execPath, [entry, '0']);
+  const args = [entry, '0', ...(validate_host ? ['--validate-host'] : [])];
+  const child = start_process('counting-server', process.execPath, args);
   try {
     const [, port] = await child.wait_for_line(peer_listening, {timeout_ms});
     const calls_url = `http://${loopback}:${port}/calls`;
