@@ -56,6 +56,41 @@ long double number_of(dom::element value) {
   }
 }
 
+// A number, or a string holding one, as the upstream will read it: pydantic (FastMCP and the
+// Python SDK) and zod's coerce accept "20000" for an integer field, so a condition on the
+// amount must see 20000. The text must be a plain decimal number (sign, digits, fraction,
+// exponent; ASCII spaces around it), nothing strtold would also take (hex, inf, nan).
+std::optional<long double> numeric_value(dom::element value) {
+  if (is_number(value)) return number_of(value);
+  if (!value.is_string()) return std::nullopt;
+  std::string_view text = value.get_string().value_unsafe();
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  size_t i = 0;
+  auto digits = [&] {
+    size_t from = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    return i - from;
+  };
+  if (text[i] == '+' || text[i] == '-') ++i;
+  size_t whole = digits();
+  size_t fraction = 0;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    fraction = digits();
+  }
+  if (whole + fraction == 0) return std::nullopt;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (digits() == 0) return std::nullopt;
+  }
+  if (i != text.size()) return std::nullopt;
+  std::string copy(text);
+  return std::strtold(copy.c_str(), nullptr);
+}
+
 }  // namespace
 
 std::string_view op_name(condition_op op) {
@@ -300,8 +335,10 @@ bool condition::equal(const literal& want, dom::element got) {
       return got.is_null();
     case literal::kind::boolean:
       return got.is_bool() && got.get_bool().value_unsafe() == want.boolean;
-    case literal::kind::number:
-      return is_number(got) && number_of(got) == want.number;
+    case literal::kind::number: {
+      std::optional<long double> n = numeric_value(got);
+      return n && *n == want.number;
+    }
     case literal::kind::string:
       return got.is_string() && got.get_string().value_unsafe() == want.text;
   }
@@ -388,19 +425,27 @@ bool condition::eval_leaf(const node& leaf, argument_reader& args) const {
         case literal::kind::boolean:
           return at.is_bool() && !equal(leaf.value, at);
         case literal::kind::number:
-          return is_number(at) && !equal(leaf.value, at);
+          return numeric_value(at) && !equal(leaf.value, at);
         case literal::kind::string:
           return at.is_string() && !equal(leaf.value, at);
       }
       return false;
-    case condition_op::lt:
-      return is_number(at) && number_of(at) < leaf.value.number;
-    case condition_op::lte:
-      return is_number(at) && number_of(at) <= leaf.value.number;
-    case condition_op::gt:
-      return is_number(at) && number_of(at) > leaf.value.number;
-    case condition_op::gte:
-      return is_number(at) && number_of(at) >= leaf.value.number;
+    case condition_op::lt: {
+      std::optional<long double> n = numeric_value(at);
+      return n && *n < leaf.value.number;
+    }
+    case condition_op::lte: {
+      std::optional<long double> n = numeric_value(at);
+      return n && *n <= leaf.value.number;
+    }
+    case condition_op::gt: {
+      std::optional<long double> n = numeric_value(at);
+      return n && *n > leaf.value.number;
+    }
+    case condition_op::gte: {
+      std::optional<long double> n = numeric_value(at);
+      return n && *n >= leaf.value.number;
+    }
     case condition_op::in:
     case condition_op::not_in: {
       if (!is_scalar(at)) return false;

@@ -108,6 +108,18 @@ decision decide(const subject& who, const call& what, int64_t now_ns, decide_scr
       key.append(who.session_id);
       r.session_owner = binding.sessions->find_or_create(key);
       r.counter = r.session_owner.get();
+      if (!r.counter) {
+        // This identity already holds as many session counters as it may: no new session's
+        // calls count until idle ones are swept (once a minute).
+        r = reservation{};
+        roll_back(d);
+        d.outcome = verdict::rate_limited;
+        d.rule = "limits.max_session_counters_per_identity";
+        d.window = binding.rule->window;
+        d.max = binding.rule->max;
+        d.retry_after_ms = 60'000;
+        return d;
+      }
     } else {
       r.counter = who.who->counters[binding.identity_slot];
     }

@@ -79,26 +79,44 @@ limit_counter::admission limit_counter::try_admit(int64_t now_ns) {
   const int64_t now = std::max<int64_t>(now_ns, 1);
   const int64_t free_before = now - window_ns_;  // a slot at or before this has aged out
   const uint32_t n = static_cast<uint32_t>(max_);
-  uint32_t i = cursor_.load(std::memory_order_relaxed);
-  if (i >= n) i = 0;
-  int64_t oldest = std::numeric_limits<int64_t>::max();
-  for (uint32_t scanned = 0; scanned < n; ++scanned) {
-    int64_t seen = slots_[i].load(std::memory_order_acquire);
+  auto take = [&](uint32_t i, int64_t seen) {
     // A failed CAS reloads `seen`; retry while the slot still looks free.
     while (seen == 0 || seen <= free_before) {
       if (slots_[i].compare_exchange_weak(seen, now, std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {
-        cursor_.store(i + 1 == n ? 0 : i + 1, std::memory_order_relaxed);
         result.admitted = true;
         result.slot = i;
         result.taken = now;
         result.previous = seen;
-        return result;
+        return true;
       }
     }
-    oldest = std::min(oldest, seen);
+    return false;
+  };
+  // Slots are taken at the cursor and age out in the order they were taken, so the slot at the
+  // cursor is the oldest: free if any is. A few more cover shards racing for the same slot.
+  uint32_t start = cursor_.load(std::memory_order_relaxed);
+  if (start >= n) start = 0;
+  uint32_t i = start;
+  for (uint32_t scanned = 0; scanned < std::min(n, kScanSlots); ++scanned) {
+    if (take(i, slots_[i].load(std::memory_order_acquire))) {
+      cursor_.store(i + 1 == n ? 0 : i + 1, std::memory_order_relaxed);
+      return result;
+    }
     i = (i + 1 == n) ? 0 : i + 1;
   }
+  // Slots given back by refunds lie behind the cursor.
+  for (auto& entry : refunded_) {
+    uint32_t held = entry.load(std::memory_order_acquire);
+    if (held == 0) continue;
+    uint32_t slot = held - 1;
+    if (take(slot, slots_[slot].load(std::memory_order_acquire))) {
+      entry.compare_exchange_strong(held, 0, std::memory_order_acq_rel);
+      return result;
+    }
+  }
+  // Denied without a scan of every slot: the oldest admission is the one at the cursor.
+  int64_t oldest = slots_[start].load(std::memory_order_acquire);
   result.retry_after_ns = std::max<int64_t>(oldest + window_ns_ - now, 0);
   return result;
 }
@@ -106,8 +124,20 @@ limit_counter::admission limit_counter::try_admit(int64_t now_ns) {
 void limit_counter::refund(const admission& taken) {
   if (!taken.admitted || taken.slot >= static_cast<uint64_t>(max_)) return;
   int64_t expected = taken.taken;
-  slots_[taken.slot].compare_exchange_strong(expected, taken.previous, std::memory_order_acq_rel,
-                                             std::memory_order_relaxed);
+  if (!slots_[taken.slot].compare_exchange_strong(
+          expected, taken.previous, std::memory_order_acq_rel, std::memory_order_relaxed))
+    return;  // reused since: the count had expired anyway
+  // The slot is free again. When it was the last one taken, the cursor steps back onto it;
+  // otherwise it is remembered for the next admissions to find.
+  const uint32_t n = static_cast<uint32_t>(max_);
+  uint32_t after = taken.slot + 1 == n ? 0 : taken.slot + 1;
+  if (cursor_.compare_exchange_strong(after, taken.slot, std::memory_order_relaxed)) return;
+  for (auto& entry : refunded_) {
+    uint32_t empty = 0;
+    if (entry.compare_exchange_strong(empty, taken.slot + 1, std::memory_order_acq_rel)) return;
+  }
+  // More refunds outstanding than entries: this slot is found again when the cursor comes
+  // round to it (until then the counter admits fewer, never more).
 }
 
 int64_t limit_counter::admitted_in_window(int64_t now_ns) const {
@@ -136,8 +166,12 @@ void limit_counter::seed_from(const limit_counter& older) {
 }
 
 session_counters::session_counters(int64_t max, window_unit window,
-                                   std::shared_ptr<session_counters> older)
-    : max_(max), window_(window), older_(std::move(older)) {}
+                                   std::shared_ptr<session_counters> older, size_t max_per_identity)
+    : max_(max), window_(window), older_(std::move(older)), max_per_identity_(max_per_identity) {}
+
+std::string_view session_counters::owner_of(std::string_view key) {
+  return key.substr(0, key.find('\0'));
+}
 
 std::shared_ptr<limit_counter> session_counters::find_existing(std::string_view key) {
   stripe& s = stripes_[std::hash<std::string_view>{}(key) % kStripes];
@@ -153,13 +187,25 @@ std::shared_ptr<limit_counter> session_counters::find_or_create(std::string_view
     auto it = s.counters.find(key);
     if (it != s.counters.end()) return it->second;
   }
-  // First call of this session under this family: build outside the lock.
+  // First call of this session under this family. Each identity holds a bounded number of
+  // session counters, so minting sessions cannot grow memory without end.
+  {
+    std::lock_guard lock(owners_mutex_);
+    size_t& held = owners_[std::string(owner_of(key))];
+    if (held >= max_per_identity_) return nullptr;
+    ++held;
+  }
   auto fresh = std::make_shared<limit_counter>(max_, window_);
   if (older_) {
     if (auto old = older_->find_existing(key)) fresh->seed_from(*old);
   }
   std::lock_guard lock(s.mutex);
   auto [it, inserted] = s.counters.try_emplace(std::string(key), fresh);
+  if (!inserted) {
+    // Another shard created it meanwhile: this one was never kept.
+    std::lock_guard owners(owners_mutex_);
+    --owners_[std::string(owner_of(key))];
+  }
   return it->second;
 }
 
@@ -171,6 +217,11 @@ size_t session_counters::sweep_idle(int64_t now_ns) {
       // use_count() == 1: no decision holds it, and none can pick it up while we hold the
       // stripe lock.
       if (it->second.use_count() == 1 && it->second->admitted_in_window(now_ns) == 0) {
+        {
+          std::lock_guard owners(owners_mutex_);
+          auto held = owners_.find(owner_of(it->first));
+          if (held != owners_.end() && --held->second == 0) owners_.erase(held);
+        }
         it = s.counters.erase(it);
         ++dropped;
       } else {
@@ -215,7 +266,7 @@ std::shared_ptr<session_counters> counter_store::sessions(std::string_view count
   std::lock_guard lock(mutex_);
   auto& slot = sessions_[key];
   if (slot && slot->max() == max) return slot;
-  slot = std::make_shared<session_counters>(max, window, slot);
+  slot = std::make_shared<session_counters>(max, window, slot, max_session_counters_per_identity);
   return slot;
 }
 

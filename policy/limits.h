@@ -19,9 +19,9 @@
 // 100000-per-day counter is 800 KB, so max is capped at 1,000,000). Every admission writes a
 // cache line shared by all shards (about 20-60 ns under contention on two cores); per-core
 // counters merged later could not keep the guarantee, and quota leases would only divide
-// that traffic at the price of stranding quota on idle shards. A denial scans all `max`
-// slots to find the oldest for retry_after. No locks: grant, identity and global counters
-// are resolved to limit_counter objects at load; session counters are created at run time
+// that traffic at the price of stranding quota on idle shards. A denial reads a handful of
+// slots (the oldest is at the cursor), never all `max`. No locks: grant, identity and global
+// counters are resolved to limit_counter objects at load; session counters are created at run time
 // behind a striped mutex held only for find-or-insert.
 
 #include <array>
@@ -87,12 +87,17 @@ class limit_counter {
   window_unit window() const { return window_; }
 
  private:
+  // Slots tried from the cursor before an admission is refused (shards racing for one slot).
+  static constexpr uint32_t kScanSlots = 4;
+
   const int64_t max_;
   const window_unit window_;
   const int64_t window_ns_;
   std::unique_ptr<std::atomic<int64_t>[]> slots_;
   // Its own cache line: every shard writes it on admission.
   alignas(64) std::atomic<uint32_t> cursor_{0};
+  // Slots a refund freed behind the cursor, as index + 1 (0: empty).
+  std::array<std::atomic<uint32_t>, 4> refunded_{};
 };
 
 // Session-scoped counters of one (counter name, window, max): created on first use per
@@ -100,10 +105,13 @@ class limit_counter {
 // the only lock on the decide() path, and only for session-scoped limits.
 class session_counters {
  public:
-  session_counters(int64_t max, window_unit window, std::shared_ptr<session_counters> older);
+  // `max_per_identity`: counters one identity may hold at once (keys are "<identity>\0...").
+  session_counters(int64_t max, window_unit window, std::shared_ptr<session_counters> older,
+                   size_t max_per_identity = 256);
 
   // The counter for `key`, created (seeded from the previous family after a reload that
-  // changed max) on first use. Allocates only when a session is first seen.
+  // changed max) on first use. Allocates only when a session is first seen. Null when the
+  // key's identity already holds max_per_identity counters (freed by sweep_idle()).
   std::shared_ptr<limit_counter> find_or_create(std::string_view key);
 
   // Drops counters nobody holds whose admissions have all left the window.
@@ -119,11 +127,15 @@ class session_counters {
     std::map<std::string, std::shared_ptr<limit_counter>, std::less<>> counters;
   };
   std::shared_ptr<limit_counter> find_existing(std::string_view key);
+  static std::string_view owner_of(std::string_view key);
 
   const int64_t max_;
   const window_unit window_;
   const std::shared_ptr<session_counters> older_;
+  const size_t max_per_identity_;
   std::array<stripe, kStripes> stripes_;
+  std::mutex owners_mutex_;  // taken only when a session's first counter is made or swept
+  std::map<std::string, size_t, std::less<>> owners_;
 };
 
 // All counters of the process. Created once, before the first access_config, and kept across
@@ -140,6 +152,10 @@ class counter_store {
 
   // Forgets idle session counters; call it now and then (e.g. once a minute per process).
   size_t sweep_idle_sessions(int64_t now_ns);
+
+  // Session-scoped counters one identity may hold per counter (each max x 8 bytes); set before
+  // loading (config limits.max_session_counters_per_identity).
+  size_t max_session_counters_per_identity = 256;
 
  private:
   std::mutex mutex_;

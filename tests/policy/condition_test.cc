@@ -40,14 +40,16 @@ std::string load_error_of(std::string_view rule) {
   return "";
 }
 
-TEST(Condition, EqMatchesEqualValuesOfTheSameType) {
+TEST(Condition, EqMatchesEqualValuesOfTheSameTypeAndNumbersSentAsStrings) {
   evaluator e;
   EXPECT_TRUE(
       e.holds(R"({"path": "args.env", "op": "eq", "value": "prod"})", R"({"env": "prod"})"));
   EXPECT_FALSE(
       e.holds(R"({"path": "args.env", "op": "eq", "value": "prod"})", R"({"env": "dev"})"));
   EXPECT_TRUE(e.holds(R"({"path": "args.n", "op": "eq", "value": 3})", R"({"n": 3.0})"));
-  EXPECT_FALSE(e.holds(R"({"path": "args.n", "op": "eq", "value": 3})", R"({"n": "3"})"));
+  // A Python server coerces "3" to 3 for a numeric field: so does the condition.
+  EXPECT_TRUE(e.holds(R"({"path": "args.n", "op": "eq", "value": 3})", R"({"n": "3"})"));
+  EXPECT_FALSE(e.holds(R"({"path": "args.n", "op": "eq", "value": "3"})", R"({"n": 3})"));
   EXPECT_TRUE(e.holds(R"({"path": "args.b", "op": "eq", "value": true})", R"({"b": true})"));
   EXPECT_FALSE(e.holds(R"({"path": "args.b", "op": "eq", "value": true})", R"({"b": 1})"));
   EXPECT_TRUE(e.holds(R"({"path": "args.x", "op": "eq", "value": null})", R"({"x": null})"));
@@ -62,14 +64,25 @@ TEST(Condition, NeqHoldsForDifferentValuesButNotForMissingOrWrongType) {
   EXPECT_FALSE(e.holds(rule, R"({"env": 5})"));
 }
 
-TEST(Condition, NumericComparisonsCompareNumbersOnly) {
+TEST(Condition, NumericComparisonsCompareNumbersAndStringsHoldingNumbers) {
   evaluator e;
   EXPECT_TRUE(
       e.holds(R"({"path": "args.amount", "op": "gt", "value": 10000})", R"({"amount": 10001})"));
   EXPECT_FALSE(
       e.holds(R"({"path": "args.amount", "op": "gt", "value": 10000})", R"({"amount": 10000})"));
-  EXPECT_FALSE(
+  // pydantic and zod's coerce read "99999" as 99999: a deny rule on the amount must too.
+  EXPECT_TRUE(
       e.holds(R"({"path": "args.amount", "op": "gt", "value": 10000})", R"({"amount": "99999"})"));
+  EXPECT_TRUE(
+      e.holds(R"({"path": "args.amount", "op": "gt", "value": 10000})", R"({"amount": " 2e4 "})"));
+  EXPECT_TRUE(
+      e.holds(R"({"path": "args.amount", "op": "lt", "value": 0})", R"({"amount": "-0.5"})"));
+  for (const char* not_a_number : {R"("0x99999")", R"("inf")", R"("nan")", R"("99999abc")", R"("")",
+                                   R"(" ")", R"("1e")", R"(".")", R"("--1")"}) {
+    EXPECT_FALSE(e.holds(R"({"path": "args.amount", "op": "gt", "value": 0})",
+                         std::string(R"({"amount": )") + not_a_number + "}"))
+        << not_a_number;
+  }
   EXPECT_TRUE(
       e.holds(R"({"path": "args.amount", "op": "gte", "value": 10000})", R"({"amount": 10000})"));
   EXPECT_FALSE(
