@@ -357,6 +357,8 @@ std::string metrics_registry::render() const {
                   "initialize requests refused, by reason.");
     out += "mcpgate_stdio_refused_total{reason=\"max_processes\"} ";
     append_uint(out, b->refused_over_cap.get());
+    out += "\nmcpgate_stdio_refused_total{reason=\"max_processes_per_identity\"} ";
+    append_uint(out, b->refused_over_identity_cap.get());
     out += "\nmcpgate_stdio_refused_total{reason=\"crash_backoff\"} ";
     append_uint(out, b->refused_backoff.get());
     out += '\n';

@@ -17,6 +17,7 @@
 #include "net/http_parser.h"
 #include "net/proxy.h"
 #include "net/replies.h"
+#include "net/request_rules.h"
 
 namespace mcpgate::net {
 namespace {
@@ -38,6 +39,8 @@ constexpr int64_t ms = 1'000'000;
 constexpr size_t recv_size = 16 * 1024;
 constexpr size_t read_size = 64 * 1024;
 constexpr size_t max_log_backlog = 1 << 20;
+// Bytes a client may leave unread before the child's stdout is no longer read (note_backlog).
+constexpr size_t backlog_high_water = 1 << 20;
 // A child's stdout ends just before its exit is seen on the pidfd, usually within the same loop
 // turn: wait this long for the exit before deciding it closed stdout and runs on.
 constexpr int64_t stdout_closed_grace_ns = 200 * ms;
@@ -95,6 +98,7 @@ struct stdio_bridge::conn {
   bool can_be_json = false;   // one request and nothing sent yet: the answer may be plain JSON
   bool streaming = false;     // an SSE head went out
   std::string extra_headers;  // for the reply head (the new Mcp-Session-Id)
+  std::string reply_id;       // the request's id token, for errors the bridge answers itself
   std::vector<std::string> progress_tokens;
 };
 
@@ -113,11 +117,14 @@ struct stdio_bridge::process {
   uint32_t slot = 0, gen = 0;
   bool live = false;
   core::child_process child;
-  std::string label;  // for log lines: "session 1a2b3c4d" or "shared"
+  std::string label;     // for log lines: "session 1a2b3c4d" or "shared"
+  std::string identity;  // who started it (counted in identity_processes_), empty when shared
   pid_t pid = -1;
   int pending = 0;
   bool reaped = false, stdout_eof = false, stderr_eof = false, finalized = false;
   bool stop_requested = false;
+  bool stdout_paused = false;   // a client's backlog is over the high-water mark
+  bool stdout_waiting = false;  // paused with no read in flight
   int status = 0;
   int64_t started_ns = 0;
   int64_t kill_at_ns = 0;      // SIGKILL when still running then
@@ -227,7 +234,13 @@ void stdio_bridge::on_completion(const io_uring_cqe& cqe) {
     case op_accept: {
       if (!(cqe.flags & IORING_CQE_F_MORE)) accept_armed_ = false;
       if (cqe.res >= 0) {
-        if (draining_) {
+        // The socket is in the abstract namespace, which every process on the host can see
+        // (/proc/net/unix) and connect to: only this process's shards may use the bridge.
+        ucred peer{};
+        socklen_t peer_len = sizeof peer;
+        bool ours = ::getsockopt(cqe.res, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) == 0 &&
+                    peer.pid == ::getpid();
+        if (draining_ || !ours) {
           ::close(cqe.res);
         } else {
           uint32_t slot;
@@ -391,8 +404,9 @@ void stdio_bridge::process_input(conn& c) {
     std::string_view body = std::string_view(c.in).substr(h.head_length(), body_len);
     ++c.exchange;
     c.extra_headers.clear();
+    c.reply_id.clear();
     if (h.method() == http_method::post)
-      handle_post(c, session_id, body);
+      handle_post(c, session_id, h.headers().find(identity_header), body);
     else if (h.method() == http_method::get)
       handle_get(c, session_id);
     else if (h.method() == http_method::delete_)
@@ -410,10 +424,16 @@ stdio_bridge::session* stdio_bridge::find_session(std::string_view id) {
   return s.open ? &s : nullptr;
 }
 
-void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string_view body) {
+void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string_view identity,
+                               std::string_view body) {
   if (!scanner_.scan(body)) {
     reply_error(c, 400, -32700, "stdio bridge: the body is not JSON-RPC");
     return;
+  }
+  // Replies the bridge makes itself carry the request's id, as the gateway's do.
+  if (!scanner_.batch() && scanner_.messages()[0].what == stdio_message::kind::request) {
+    const stdio_message& m = scanner_.messages()[0];
+    c.reply_id.assign(body.substr(m.id_offset, m.id_length));
   }
   // A message must not span lines on stdio: JSON's only raw line breaks are whitespace.
   std::string line(body);
@@ -430,7 +450,7 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
     }
     std::string error;
     int status = 0, code = 0;
-    p = start_process(error, status, code);
+    p = start_process(identity, error, status, code);
     if (!p) {
       reply_error(c, status, code, error);
       return;
@@ -473,6 +493,25 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
     }
   }
   s->last_ns = reactor_->now_ns();
+
+  // Two requests in flight with one id in one session would take each other's route (and the
+  // gateway would count the call that lost it as never answered): the second is refused before
+  // it reaches the child.
+  for (size_t i = 0; i < scanner_.messages().size(); ++i) {
+    const stdio_message& m = scanner_.messages()[i];
+    if (m.what != stdio_message::kind::request) continue;
+    bool repeated = in_flight(*p, *s, m.id_key);
+    for (size_t j = 0; j < i && !repeated; ++j)
+      repeated = scanner_.messages()[j].what == stdio_message::kind::request &&
+                 scanner_.messages()[j].id_key == m.id_key;
+    if (repeated) {
+      reply_error(c, 400, -32600,
+                  "Invalid Request: a request with id " +
+                      std::string(body.substr(m.id_offset, m.id_length)) +
+                      " is already in flight in this session");
+      return;
+    }
+  }
 
   // Requests get routes; in shared mode their ids are replaced by ones unique to the child.
   int requests = 0;
@@ -554,6 +593,8 @@ void stdio_bridge::handle_get(conn& c, std::string_view session_id) {
   c.mode = conn::mode::get;
   c.session_slot = s->slot;
   c.session_gen = s->gen;
+  c.process_slot = s->process_slot;
+  c.process_gen = s->process_gen;
   s->get_slot = c.slot;
   s->get_gen = c.gen;
   start_stream(c, {});
@@ -599,10 +640,19 @@ void stdio_bridge::reply(conn& c, int status, std::string_view extra_headers,
   flush(c);
 }
 
+// Every error the bridge answers itself is made before anything reached a child: it says so,
+// so that the gateway gives the call's count back.
 void stdio_bridge::reply_error(conn& c, int status, int code, std::string_view message) {
   std::string body;
-  append_jsonrpc_error(body, {}, code, message);
-  reply(c, status, {}, "application/json", body);
+  append_jsonrpc_error(body, c.reply_id, code, message);
+  reply(c, status, "Mcp-Gateway-Not-Run: 1\r\n", "application/json", body);
+}
+
+bool stdio_bridge::in_flight(const process& p, const session& s, const std::string& key) const {
+  if (!config_->shared) return p.routes.count(key) > 0;
+  for (const auto& [child_key, r] : p.routes)
+    if (r.session_slot == s.slot && r.session_gen == s.gen && r.client_key == key) return true;
+  return false;
 }
 
 void stdio_bridge::start_stream(conn& c, std::string_view extra_headers) {
@@ -627,6 +677,35 @@ void stdio_bridge::stream_event(conn& c, std::string_view message) {
   e += "\n\n\r\n";
   c.out.append(e);
   flush(c);
+  note_backlog(c);
+}
+
+// A client that does not read its stream must not make the bridge buffer what the child keeps
+// writing: past the high-water mark the child's stdout is no longer read (the child blocks on
+// its next write) until the client has taken most of it. A shared child serves every session,
+// so it is never held up for one: that client's connection is closed instead.
+void stdio_bridge::note_backlog(conn& c) {
+  if (c.closing || c.out.pending_bytes() <= backlog_high_water) return;
+  process* p = process_at(c.process_slot, c.process_gen);
+  if (!p) return;
+  if (config_->shared) {
+    log_line("mcpgate: stdio: a client of the shared child holds " +
+             std::to_string(c.out.pending_bytes()) + " unread bytes; closing its connection\n");
+    close_conn(c);
+    return;
+  }
+  p->stdout_paused = true;
+}
+
+void stdio_bridge::release_backlog(conn& c, bool gone) {
+  if (!gone && c.out.pending_bytes() > backlog_high_water / 4) return;
+  process* p = process_at(c.process_slot, c.process_gen);
+  if (!p || !p->stdout_paused) return;
+  p->stdout_paused = false;
+  if (p->stdout_waiting) {
+    p->stdout_waiting = false;
+    arm_read(*p, false);
+  }
 }
 
 void stdio_bridge::end_stream(conn& c) {
@@ -656,6 +735,7 @@ void stdio_bridge::on_sent(conn& c, const io_uring_cqe& cqe) {
     return;
   }
   flush(c);
+  release_backlog(c, false);
 }
 
 // The POST or GET on `c` is over (answered, or its connection is going): forget it everywhere.
@@ -678,6 +758,7 @@ void stdio_bridge::exchange_over(conn& c) {
 
 void stdio_bridge::close_conn(conn& c) {
   if (c.closing) return;
+  release_backlog(c, true);  // what it leaves unread no longer counts
   bool mid_exchange = c.mode != conn::mode::idle;
   session* s = session_at(c.session_slot, c.session_gen);
   exchange_over(c);
@@ -702,8 +783,8 @@ void stdio_bridge::maybe_release_conn(conn& c) {
 // ---------------------------------------------------------------------------------------------
 // stdio side: the children
 
-stdio_bridge::process* stdio_bridge::start_process(std::string& error, int& http_status,
-                                                   int& code) {
+stdio_bridge::process* stdio_bridge::start_process(std::string_view identity, std::string& error,
+                                                   int& http_status, int& code) {
   if (config_->shared) {
     if (process* p =
             process_at(shared_process_,
@@ -729,6 +810,21 @@ stdio_bridge::process* stdio_bridge::start_process(std::string& error, int& http
             " processes already running (max_processes); end a session or try again later";
     return nullptr;
   }
+  uint32_t per_identity = config_->max_processes_per_identity
+                              ? config_->max_processes_per_identity
+                              : std::max<uint32_t>(1, config_->max_processes / 4);
+  if (!identity.empty() && !config_->shared) {
+    auto held = identity_processes_.find(identity);
+    if (held != identity_processes_.end() && held->second >= per_identity) {
+      stats_.refused_over_identity_cap.add();
+      http_status = 503;
+      code = -32034;
+      error = "stdio upstream: " + std::string(identity) + " already runs " +
+              std::to_string(per_identity) +
+              " processes (max_processes_per_identity); end a session or try again later";
+      return nullptr;
+    }
+  }
   core::spawn_result r = core::spawn_child(config_->command);
   if (!r.error.empty()) {
     stats_.spawn_failures.add();
@@ -753,8 +849,11 @@ stdio_bridge::process* stdio_bridge::start_process(std::string& error, int& http
   p.child = r.child;
   p.pid = r.child.pid;
   p.label = config_->shared ? "shared" : "";
+  p.identity = config_->shared ? std::string() : std::string(identity);
+  if (!p.identity.empty()) ++identity_processes_[p.identity];
   p.pending = 0;
   p.reaped = p.stdout_eof = p.stderr_eof = p.finalized = p.stop_requested = false;
+  p.stdout_paused = p.stdout_waiting = false;
   p.status = 0;
   p.started_ns = now;
   p.kill_at_ns = p.stop_at_ns = p.finalize_at_ns = 0;
@@ -828,7 +927,13 @@ void stdio_bridge::on_read(process& p, bool err, const io_uring_cqe& cqe) {
       stop_process(p);
     }
   }
-  if (!p.finalized) arm_read(p, err);
+  // A line that grew large leaves its memory behind otherwise.
+  if (acc.empty() && acc.capacity() > read_size * 4) std::string().swap(acc);
+  if (p.finalized) return;
+  if (!err && p.stdout_paused && !p.reaped)
+    p.stdout_waiting = true;  // see note_backlog
+  else
+    arm_read(p, err);
 }
 
 void stdio_bridge::write_child(process& p, std::string_view line) {
@@ -873,6 +978,11 @@ void stdio_bridge::on_exit_ready(process& p) {
   }
   p.reaped = true;
   p.status = *status;
+  if (p.stdout_waiting) {
+    // Its last words are read whatever the client's backlog: the exit must be seen through.
+    p.stdout_waiting = false;
+    arm_read(p, false);
+  }
   int64_t now = reactor_->now_ns();
   stats_.exits.add();
   stats_.processes_running.sub();
@@ -1069,6 +1179,11 @@ void stdio_bridge::maybe_release_process(process& p) {
     *fd = -1;
   }
   p.live = false;
+  if (!p.identity.empty()) {
+    auto held = identity_processes_.find(p.identity);
+    if (held != identity_processes_.end() && --held->second == 0) identity_processes_.erase(held);
+    p.identity.clear();
+  }
   p.to_child.clear();
   p.out_line.clear();
   p.err_line.clear();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -23,7 +24,10 @@ struct stdio_upstream_config {
   // ids are then rewritten on the way in, so that two clients' id 1 do not collide, and
   // restored on the way out.
   bool shared = false;
-  uint32_t max_processes = 64;                  // children at once; initialize past it: 503
+  uint32_t max_processes = 64;  // children at once; initialize past it: 503
+  // Children one identity may run at once (0: a quarter of max_processes, at least 1), so one
+  // caller cannot take every child.
+  uint32_t max_processes_per_identity = 0;
   int64_t session_idle_timeout_ms = 1'800'000;  // no request for this long ends the session
   bool end_session_on_disconnect = false;       // a client leaving mid-exchange ends its session
   int64_t kill_grace_ms = 2'000;                // SIGTERM, then SIGKILL after this
@@ -45,6 +49,7 @@ struct stdio_bridge_stats {
   shard_stats::counter exits;    // every child that ended, whoever ended it
   shard_stats::counter crashes;  // ended on its own before min_uptime_ms
   shard_stats::counter refused_over_cap;
+  shard_stats::counter refused_over_identity_cap;
   shard_stats::counter refused_backoff;
   shard_stats::counter messages_dropped;  // server messages with nowhere to go
   std::atomic<int64_t> backoff_until_ns{0};
@@ -93,7 +98,9 @@ class stdio_bridge final : public core::shard_handler {
   void arm_recv(conn& c);
   void on_recv(conn& c, const io_uring_cqe& cqe);
   void process_input(conn& c);
-  void handle_post(conn& c, std::string_view session_id, std::string_view body);
+  void handle_post(conn& c, std::string_view session_id, std::string_view identity,
+                   std::string_view body);
+  bool in_flight(const process& p, const session& s, const std::string& key) const;
   void handle_get(conn& c, std::string_view session_id);
   void handle_delete(conn& c, std::string_view session_id);
   void reply(conn& c, int status, std::string_view extra_headers, std::string_view content_type,
@@ -103,13 +110,16 @@ class stdio_bridge final : public core::shard_handler {
   void stream_event(conn& c, std::string_view message);
   void end_stream(conn& c);
   void flush(conn& c);
+  void note_backlog(conn& c);
+  void release_backlog(conn& c, bool gone);
   void on_sent(conn& c, const io_uring_cqe& cqe);
   void exchange_over(conn& c);
   void close_conn(conn& c);
   void maybe_release_conn(conn& c);
 
   // stdio side
-  process* start_process(std::string& error, int& http_status, int& code);
+  process* start_process(std::string_view identity, std::string& error, int& http_status,
+                         int& code);
   void arm_read(process& p, bool err);
   void on_read(process& p, bool err, const io_uring_cqe& cqe);
   void write_child(process& p, std::string_view line);
@@ -147,7 +157,8 @@ class stdio_bridge final : public core::shard_handler {
   std::vector<std::unique_ptr<session>> sessions_;
   std::vector<uint32_t> free_sessions_;
   std::unordered_map<std::string, uint32_t> session_ids_;  // Mcp-Session-Id -> session slot
-  uint32_t shared_process_ = UINT32_MAX;                   // shared mode: the one child
+  std::map<std::string, uint32_t, std::less<>> identity_processes_;  // children per identity
+  uint32_t shared_process_ = UINT32_MAX;                             // shared mode: the one child
   uint32_t live_processes_ = 0;
   uint32_t open_conns_ = 0;
   uint32_t consecutive_crashes_ = 0;
