@@ -1202,6 +1202,8 @@ void proxy_shard::on_upstream_recv(upstream_conn& u, const io_uring_cqe& cqe) {
   }
   if (cqe.res > 0) {
     relay_response(u, fresh);
+  } else if (cqe.res == -ECANCELED && u.paused) {
+    return;  // pause_upstream() ended the recv; resume_upstream() arms it again
   } else if (cqe.res == 0 || cqe.res != -ENOBUFS) {
     if (cqe.res == 0 && u.head_done && u.framing == body_framing::until_close) {
       // The body ran until close, as announced: the exchange is complete.
@@ -1267,12 +1269,24 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
     u.remaining = rh.content_length();
     u.keep_alive = rh.keep_alive();
     u.sse = is_event_stream(rh.headers().find("content-type"));
-    if (u.framing == body_framing::chunked) u.chunks = chunked_decoder(config_->http);
+    u.filtering = c->ticket->filter_response && u.status == 200 && u.framing != body_framing::none;
+    // A relayed body has no size limit (an event stream may run for days); one the gateway
+    // holds to filter (a JSON tools/list) has the request body's.
+    bool held_whole = u.filtering && !u.sse;
+    if (held_whole && u.framing == body_framing::content_length &&
+        u.remaining > config_->http.max_body) {
+      upstream_failed(u, EPROTO, true);
+      return;
+    }
+    if (u.framing == body_framing::chunked) {
+      http_limits relay = config_->http;
+      if (!held_whole) relay.max_body = UINT64_MAX;
+      u.chunks = chunked_decoder(relay);
+    }
     if (u.framing == body_framing::until_close) c->keep_alive = false;
     if (u.dechunk && u.framing == body_framing::chunked) c->keep_alive = false;
     if (draining_) c->keep_alive = false;
 
-    u.filtering = c->ticket->filter_response && u.status == 200 && u.framing != body_framing::none;
     std::string& h = u.filtering ? u.held_head : reply_scratch_;
     h.clear();
     h += "HTTP/1.1 ";
@@ -1380,6 +1394,10 @@ void proxy_shard::relay_response(upstream_conn& u, std::string_view fresh) {
       break;
   }
   keep_rest();
+  if (u.filtering && !u.sse && u.filter_body.size() > config_->http.max_body) {
+    upstream_failed(u, EPROTO, true);  // a body held to filter is bounded like a request's
+    return;
+  }
   if (u.filtering && !emit_filtered(u, *c, done)) {
     upstream_failed(u, EPROTO, !u.sse);
     return;

@@ -572,6 +572,64 @@ TEST(Proxy, AStreamThatFailsOrLosesItsClientLeavesTheOpenStreamsGauge) {
   EXPECT_EQ(gauge(), "0") << gw.metrics_text();
 }
 
+TEST(Proxy, RelaysAChunkedStreamLongerThanTheRequestBodyLimitWhole) {
+  // 6 MiB of events, over max_body (4 MiB): a stream is relayed however long it runs.
+  const std::string event = "data: " + std::string(64 * 1024 - 8, 'x') + "\n\n";
+  constexpr int events = 96;
+  scripted_upstream up([&event](int fd, const message&, int) {
+    send_all(fd,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n");
+    char size[16];
+    snprintf(size, sizeof size, "%zx\r\n", event.size());
+    for (int i = 0; i < events; ++i) send_all(fd, size + event + "\r\n");
+    send_all(fd, "0\r\n\r\n");
+    return true;
+  });
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  message m = round_trip(fd, post(call_body));
+  ASSERT_TRUE(m.complete) << m.head;
+  EXPECT_EQ(m.body.size(), event.size() * events);
+  close(fd);
+}
+
+TEST(Proxy, AClientReadingSlowlyPausesTheUpstreamAndStillGetsTheWholeStream) {
+  // 8 MiB sent at once: the gateway stops reading the upstream while more than
+  // relay_high_water waits for the client, and reads on as the client catches up.
+  const std::string event = "data: " + std::string(64 * 1024 - 8, 'y') + "\n\n";
+  constexpr int events = 128;
+  scripted_upstream up([&event](int fd, const message&, int) {
+    std::string all =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+    char size[16];
+    snprintf(size, sizeof size, "%zx\r\n", event.size());
+    for (int i = 0; i < events; ++i) all += size + event + "\r\n";
+    all += "0\r\n\r\n";
+    send_all(fd, all);
+    return true;
+  });
+  gateway gw(up.port());
+  int fd = connect_to(gw.port());
+  int small = 16 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  send_all(fd, post(call_body));
+  std::string buf;
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (!parse_message(buf).complete && std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 1000) <= 0) continue;
+    char tmp[4096];  // a little at a time
+    ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) break;
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  message m = parse_message(buf);
+  ASSERT_TRUE(m.complete) << buf.size() << " bytes before the stream ended";
+  EXPECT_EQ(m.body.size(), event.size() * events);
+  close(fd);
+}
+
 TEST(Proxy, RelaysAResponseThatArrivesOneByteAtATimeAfterAnInterim100) {
   scripted_upstream up([](int fd, const message&, int) {
     int one = 1;

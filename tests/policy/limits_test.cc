@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -151,6 +152,43 @@ TEST(SessionCounters, CreatesOneCounterPerSessionAndSweepsIdleOnes) {
   one.reset();
   EXPECT_EQ(family->sweep_idle(kSecond), 1u);      // "b" never admitted
   EXPECT_EQ(family->sweep_idle(2 * kSecond), 1u);  // "a" aged out
+}
+
+TEST(LimitCounter, ARefundedSlotBehindTheCursorIsFoundByTheNextAdmission) {
+  limit_counter c(4, window_unit::hour);
+  std::vector<limit_counter::admission> taken;
+  for (int i = 0; i < 4; ++i) taken.push_back(c.try_admit(kSecond + i));
+  ASSERT_FALSE(c.try_admit(kSecond + 10).admitted);
+  c.refund(taken[1]);  // not the newest: the cursor cannot step back onto it
+  auto again = c.try_admit(kSecond + 11);
+  EXPECT_TRUE(again.admitted);
+  EXPECT_EQ(again.slot, 1u);
+  EXPECT_FALSE(c.try_admit(kSecond + 12).admitted);
+  EXPECT_EQ(c.admitted_in_window(kSecond + 12), 4);
+}
+
+TEST(LimitCounter, ADenialOfAMillionSlotCounterNamesWhenTheOldestLeaves) {
+  limit_counter c(kMaxLimitMax, window_unit::day);
+  for (int64_t i = 0; i < kMaxLimitMax; ++i) ASSERT_TRUE(c.try_admit(kSecond + i).admitted);
+  auto denied = c.try_admit(2 * kSecond);
+  EXPECT_FALSE(denied.admitted);
+  EXPECT_EQ(denied.retry_after_ns, kSecond + window_length_ns(window_unit::day) - 2 * kSecond);
+}
+
+TEST(SessionCounters, AnIdentityHoldsAtMostItsShareOfSessionCounters) {
+  session_counters family(1, window_unit::second, nullptr, 2);
+  std::string alice = std::string("alice") + '\0';
+  std::string bob = std::string("bob") + '\0';
+  auto one = family.find_or_create(alice + "s1");
+  ASSERT_TRUE(one);
+  ASSERT_TRUE(family.find_or_create(alice + "s2"));
+  EXPECT_EQ(family.find_or_create(alice + "s3"), nullptr);
+  EXPECT_EQ(family.find_or_create(alice + "s1"), one) << "an existing one is still found";
+  EXPECT_TRUE(family.find_or_create(bob + "s1")) << "bob is not held back by alice";
+  ASSERT_TRUE(one->try_admit(kSecond).admitted);
+  one.reset();
+  family.sweep_idle(2 * kSecond);  // every counter idle: alice's share is free again
+  EXPECT_TRUE(family.find_or_create(alice + "s3"));
 }
 
 TEST(Windows, ParseTheFourNames) {

@@ -17,6 +17,7 @@
 //   POST|GET|DELETE /mcp   the MCP endpoint
 //   GET /calls             the counts so far, as JSON:
 //                          { "requests": <HTTP requests on /mcp>,
+//                            "authorization": <those carrying an Authorization header>,
 //                            "methods": { "<JSON-RPC method>": n, ... },
 //                            "tools": { "<tools/call params.name>": n, ... } }
 import {McpServer} from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -33,6 +34,7 @@ const max_body_bytes = 1 << 20;
 
 const counts = {
   requests: 0,
+  authorization: 0,  // requests that arrived carrying an Authorization header
   methods: {},
   tools: {}
 };
@@ -116,6 +118,7 @@ function read_json_body(req) {
 
 async function handle_mcp(req, res) {
   counts.requests += 1;
+  if (req.headers.authorization !== undefined) counts.authorization += 1;
   const session_id = req.headers['mcp-session-id'];
   let body;
   if (req.method === 'POST') {
