@@ -10,13 +10,14 @@
 // N: <line>"): every server used here writes a line on stderr when it starts.
 import {CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, LoggingMessageNotificationSchema, McpError} from '@modelcontextprotocol/sdk/types.js';
 import assert from 'node:assert/strict';
+import {execFile} from 'node:child_process';
 import {existsSync} from 'node:fs';
 import {mkdtemp, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
-import {package_file, poll, read_metrics, sed_stdio_server, skip_without_gateway, source_root, start_gateway, stop_all} from './lib/harness.mjs';
+import {gateway_bin, package_file, poll, read_metrics, sed_stdio_server, skip_without_gateway, source_root, start_gateway, stop_all} from './lib/harness.mjs';
 import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
 
 const node = process.execPath;
@@ -652,6 +653,32 @@ describe(
               assert.match(text_of(read), /write 30\n$/);
             } finally {
               await Promise.all([alice.client.close(), bob.client.close()]);
+            }
+          });
+
+      test(
+          'limits the execute and install tools as shipped: code execution cannot outrun them',
+          {timeout: 120_000}, async () => {
+            const alice = await connect_client(gateway.url, {key: 'demo-key-alice'});
+            try {
+              for (let i = 0; i < 5; ++i) {
+                const result = await call(alice.client, 'install_package', {package_name: 'x'});
+                assert.notEqual(result.structuredContent?.decision, 'rate_limited', text_of(result));
+              }
+              const over = await call(alice.client, 'install_package', {package_name: 'x'});
+              assert.equal(over.structuredContent?.decision, 'rate_limited', text_of(over));
+              assert.equal(over.structuredContent.counter, 'install_package_per_day');
+              // run_python_code and run_python_file share one budget of their own.
+              const {tools} = await alice.client.listTools({}, request_options);
+              assert.ok(tools.some((tool) => tool.name === 'run_python_file'));
+              const report = await new Promise((resolve) => {
+                execFile(gateway_bin, ['check', path.join(example_dir, 'policy.json')],
+                         (error, stdout) => resolve(stdout));
+              });
+              assert.match(report, /run_python_code[\s\S]*execute_per_hour/, report);
+              assert.match(report, /run_python_file[\s\S]*execute_per_hour/, report);
+            } finally {
+              await alice.client.close();
             }
           });
     });
