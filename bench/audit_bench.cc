@@ -13,7 +13,7 @@
 
 #include "core/log_writer.h"
 #include "core/shard.h"
-#include "net/audit_record.h"
+#include "net/observe/audit_record.h"
 
 namespace {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "net/http_parser.h"
-#include "net/sse_parser.h"
+#include "net/http/parser.h"
+#include "net/http/sse.h"
 
 namespace {
 

@@ -11,7 +11,7 @@
 
 #include <simdjson.h>
 
-#include "net/jsonrpc.h"
+#include "net/mcp/jsonrpc.h"
 
 namespace {
 

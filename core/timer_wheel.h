@@ -29,8 +29,10 @@ class timer_wheel {
     // After a long stall one pass over the whole wheel covers every bucket.
     if (until - next_tick_ >= static_cast<int64_t>(buckets_.size()))
       next_tick_ = until - static_cast<int64_t>(buckets_.size()) + 1;
-    for (; next_tick_ <= until; ++next_tick_) {
-      std::vector<entry>& bucket = buckets_[static_cast<size_t>(next_tick_) & mask_];
+    // The current tick's bucket is visited again next time: an entry may be added to it
+    // (a deadline already due) after this pass.
+    for (int64_t tick = next_tick_; tick <= until; ++tick) {
+      std::vector<entry>& bucket = buckets_[static_cast<size_t>(tick) & mask_];
       if (bucket.empty()) continue;
       due_.clear();
       size_t kept = 0;
@@ -44,6 +46,7 @@ class timer_wheel {
       size_ -= due_.size();
       for (const entry& e : due_) fire(e.tag, e.deadline_ns);
     }
+    next_tick_ = until;
   }
 
   size_t size() const { return size_; }

@@ -28,7 +28,7 @@
 #include <cxxopts.hpp>
 
 #include "core/ring.h"
-#include "net/http_parser.h"
+#include "net/http/parser.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "net/sse_parser.h"
+#include "net/http/sse.h"
 
 namespace mcpgate::bench {
 namespace {

@@ -12,7 +12,7 @@
 
 #include <simdjson.h>
 
-#include "net/http_parser.h"
+#include "net/http/parser.h"
 
 namespace mcpgate::bench {
 

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "net/http_parser.h"
+#include "net/http/parser.h"
 
 namespace {
 

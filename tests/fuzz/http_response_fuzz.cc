@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "net/http_parser.h"
+#include "net/http/parser.h"
 
 namespace {
 

@@ -19,7 +19,7 @@
 
 #include <simdjson.h>
 
-#include "net/jsonrpc.h"
+#include "net/mcp/jsonrpc.h"
 
 namespace {
 

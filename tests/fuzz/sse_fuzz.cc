@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "net/sse_parser.h"
+#include "net/http/sse.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "net/stdio_message.h"
+#include "net/upstream/stdio/message.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static mcpgate::net::stdio_message_scanner scanner;

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <stdexcept>
 
-#include "net/policy_gate.h"
+#include "net/exchange/policy_gate.h"
 #include "policy/access_config.h"
 #include "policy/document.h"
 #include "policy/identity.h"

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "net/gate.h"
+#include "net/exchange/gate.h"
 #include "policy/limits.h"
 #include "tools/mcpgate/config.h"
 

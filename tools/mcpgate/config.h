@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "net/proxy_config.h"
-#include "net/stdio_bridge.h"
+#include "net/exchange/proxy_config.h"
+#include "net/upstream/stdio/bridge.h"
 
 namespace mcpgate::tools {
 

@@ -19,8 +19,8 @@
 #include "core/build_info.h"
 #include "core/child_process.h"
 #include "net/address.h"
-#include "net/http_parser.h"
-#include "net/sse_parser.h"
+#include "net/http/parser.h"
+#include "net/http/sse.h"
 #include "policy/json_writer.h"
 
 extern char** environ;

@@ -1,0 +1,169 @@
+#include "net/exchange/policy_gate.h"
+
+#include <time.h>
+
+#include "net/http/writer.h"
+#include "policy/denial.h"
+#include "policy/identity.h"
+
+namespace mcpgate::net {
+namespace {
+
+int64_t steady_now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+class policy_ticket final : public gate_ticket {
+ public:
+  explicit policy_ticket(const policy_gate* owner, std::shared_ptr<const policy::access_config> a)
+      : owner_(owner), access_(std::move(a)) {}
+
+  void completed(int, bool upstream_handled) override {
+    if (!upstream_handled)
+      for (const policy::decision& d : allowed_) policy::refund(d);
+    allowed_.clear();
+  }
+
+  const policy_gate* owner_;
+  // Keeps the identity, grant and counters alive while this exchange uses them.
+  std::shared_ptr<const policy::access_config> access_;
+  const policy::identity* who_ = nullptr;
+  std::vector<policy::decision> allowed_;  // decisions holding reservations
+};
+
+bool is_tools_call(const jsonrpc_message& m) {
+  return (m.kind == message_kind::request || m.kind == message_kind::notification) &&
+         m.method == "tools/call";
+}
+
+}  // namespace
+
+policy_gate::policy_gate(std::shared_ptr<const policy::access_config> access)
+    : access_(std::move(access)) {}
+
+std::unique_ptr<gate_ticket> policy_gate::new_ticket() {
+  return std::make_unique<policy_ticket>(this, access_);
+}
+
+bool policy_gate::owns(const gate_ticket& ticket) const {
+  auto* t = dynamic_cast<const policy_ticket*>(&ticket);
+  return t && t->owner_ == this;
+}
+
+bool policy_gate::admit(const request_view& request, gate_ticket& ticket, gate_reply& reply) {
+  auto& t = static_cast<policy_ticket&>(ticket);
+  t.filter_response = false;
+  t.consumed_credential = access_->anonymous() == nullptr;
+  t.who_ = policy::authenticate(*access_, request.authorization);
+  t.identity = t.who_ ? std::string_view(t.who_->name) : std::string_view();
+  t.grant = t.who_ && t.who_->grant ? std::string_view(t.who_->grant->name) : std::string_view();
+  if (t.who_) return true;
+  reply_body_.clear();
+  append_jsonrpc_error(reply_body_, {}, unauthenticated_code,
+                       "Unauthorized: a valid API key is required (Authorization: Bearer <key>)");
+  reply.http_status = 401;
+  reply.extra_headers = "WWW-Authenticate: Bearer realm=\"mcpgate\"\r\n";
+  reply.content_type = "application/json";
+  reply.body = reply_body_;
+  return false;
+}
+
+bool policy_gate::decide(const request_view& request, const jsonrpc_result& body,
+                         gate_ticket& ticket, gate_reply& reply) {
+  auto& t = static_cast<policy_ticket&>(ticket);
+  t.allowed_.clear();
+  t.verdicts.clear();
+  denied_.clear();
+  const policy::grant_policy* grant = t.who_->grant;
+  int64_t now = steady_now_ns();
+  policy::subject who{t.who_, request.session_id};
+  // Decisions of denied messages are written out as they are found: they point into the
+  // extractor's scratch (tool names), which stays valid for this whole call.
+  reply_body_.clear();
+  batch_denials_.clear();
+  for (size_t i = 0; i < body.messages.size(); ++i) {
+    const jsonrpc_message& m = body.messages[i];
+    if (m.kind == message_kind::request && m.method == "tools/list" && grant &&
+        policy::needs_tools_list_filter(*grant, access_->hide_denied_tools()))
+      t.filter_response = true;
+    t.verdicts.push_back({});
+    if (!is_tools_call(m)) continue;
+    policy::call what{m.method, m.name ? *m.name : std::string_view(),
+                      m.arguments ? *m.arguments : std::string_view()};
+    policy::decision d = policy::decide(who, what, now, decide_scratch_);
+    if (d.allowed()) {
+      t.allowed_.push_back(std::move(d));
+      continue;
+    }
+    denied_.push_back(i);
+    t.verdicts.back() = {d.outcome == policy::verdict::rate_limited ? call_decision::rate_limited
+                                                                    : call_decision::denied,
+                         d.rule};
+    policy::write_denial(d, m.kind == message_kind::request ? m.id : std::string_view(),
+                         access_->deny_as(), denial_);
+    if (!body.batch) {
+      reply_body_ = denial_;
+    } else if (!denial_.empty()) {
+      if (!batch_denials_.empty()) batch_denials_ += ',';
+      batch_denials_ += denial_;
+    }
+  }
+  if (denied_.empty()) return true;
+  for (gate_ticket::verdict& v : t.verdicts)
+    if (v.decision == call_decision::allowed) v = {call_decision::denied, "batch"};
+
+  // Nothing of this body is forwarded: give back what the allowed messages reserved.
+  for (const policy::decision& d : t.allowed_) policy::refund(d);
+  t.allowed_.clear();
+  t.filter_response = false;
+  if (body.batch) {
+    reply_body_.clear();
+    reply_body_.push_back('[');  // (assigning "[" trips GCC 12's -Wrestrict false positive)
+    reply_body_ += batch_denials_;
+    size_t next_denied = 0;
+    for (size_t i = 0; i < body.messages.size(); ++i) {
+      if (next_denied < denied_.size() && denied_[next_denied] == i) {
+        ++next_denied;
+        continue;
+      }
+      const jsonrpc_message& m = body.messages[i];
+      if (m.kind != message_kind::request) continue;
+      if (reply_body_.size() > 1) reply_body_ += ',';
+      append_jsonrpc_error(reply_body_, m.id, batch_refused_code,
+                           "not forwarded: another message of this batch was denied by policy");
+    }
+    reply_body_ += "]";
+    if (reply_body_ == "[]") reply_body_.clear();
+  }
+  reply.extra_headers = {};
+  if (reply_body_.empty()) {
+    reply.http_status = 202;  // only notifications were denied: no body, as the upstream would
+    reply.content_type = {};
+    reply.body = {};
+  } else {
+    reply.http_status = 200;
+    reply.content_type = "application/json";
+    reply.body = reply_body_;
+  }
+  return false;
+}
+
+filter_result policy_gate::filter_response(gate_ticket& ticket, std::string_view message,
+                                           std::string& out) {
+  auto& t = static_cast<policy_ticket&>(ticket);
+  if (!t.who_ || !t.who_->grant) return filter_result::unchanged;
+  switch (policy::filter_tools_list(message, *t.who_->grant, access_->hide_denied_tools(),
+                                    list_scratch_, out)) {
+    case policy::filter_outcome::unchanged:
+      return filter_result::unchanged;
+    case policy::filter_outcome::filtered:
+      return filter_result::replaced;
+    case policy::filter_outcome::invalid:
+      return filter_result::invalid;
+  }
+  return filter_result::invalid;
+}
+
+}  // namespace mcpgate::net

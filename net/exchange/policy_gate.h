@@ -1,0 +1,54 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/exchange/gate.h"
+#include "policy/access_config.h"
+#include "policy/engine.h"
+#include "policy/tools_list_filter.h"
+
+namespace mcpgate::net {
+
+// A gate_config carrying the policy: identities, grants and their compiled documents.
+struct policy_gate_config final : gate_config {
+  explicit policy_gate_config(std::shared_ptr<const policy::access_config> a)
+      : access(std::move(a)) {}
+  std::shared_ptr<const policy::access_config> access;
+};
+
+// The gate that asks the policy engine. admit() authenticates (401 when identities are
+// configured and the key is missing or unknown); decide() runs every tools/call of the body
+// through policy::decide() and answers denials itself; tools/list responses are filtered per
+// grant when the grant hides tools.
+//
+// Batches: when any message of a batch is denied, no message of it is forwarded (forwarding
+// part of a batch would mean re-serialising it); the gateway answers every request of the
+// batch, the denied ones with their denial, the others with error -32012.
+class policy_gate final : public gate {
+ public:
+  static constexpr int batch_refused_code = -32012;
+  static constexpr int unauthenticated_code = -32040;  // -32001 is the SDKs' "session not found"
+
+  explicit policy_gate(std::shared_ptr<const policy::access_config> access);
+
+  std::unique_ptr<gate_ticket> new_ticket() override;
+  bool owns(const gate_ticket& ticket) const override;
+  bool admit(const request_view& request, gate_ticket& ticket, gate_reply& reply) override;
+  bool decide(const request_view& request, const jsonrpc_result& body, gate_ticket& ticket,
+              gate_reply& reply) override;
+  filter_result filter_response(gate_ticket& ticket, std::string_view message,
+                                std::string& out) override;
+
+ private:
+  std::shared_ptr<const policy::access_config> access_;
+  policy::decide_scratch decide_scratch_;
+  policy::tools_list_scratch list_scratch_;
+  std::string reply_body_;
+  std::string denial_;
+  std::string batch_denials_;
+  std::vector<size_t> denied_;  // indexes into the batch, reused
+};
+
+}  // namespace mcpgate::net

@@ -1,0 +1,83 @@
+#include "net/http/writer.h"
+
+#include <charconv>
+
+#include "policy/json_writer.h"
+
+namespace mcpgate::net {
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 417:
+      return "Expectation Failed";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
+  }
+}
+
+void append_status_line(std::string& out, int status) {
+  out += "HTTP/1.1 ";
+  char digits[8];
+  auto r = std::to_chars(digits, digits + sizeof digits, status);
+  out.append(digits, r.ptr);
+  out += ' ';
+  out += reason_phrase(status);
+  out += "\r\n";
+}
+
+void append_jsonrpc_error(std::string& out, std::string_view id, int code,
+                          std::string_view message) {
+  out += R"({"jsonrpc":"2.0","id":)";
+  out += id.empty() ? std::string_view("null") : id;
+  out += R"(,"error":{"code":)";
+  char digits[16];
+  auto r = std::to_chars(digits, digits + sizeof digits, code);
+  out.append(digits, r.ptr);
+  out += R"(,"message":)";
+  policy::append_json_string(out, message);
+  out += "}}";
+}
+
+}  // namespace mcpgate::net

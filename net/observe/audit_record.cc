@@ -1,0 +1,266 @@
+#include "net/observe/audit_record.h"
+
+#include "policy/json_writer.h"
+
+#include <openssl/evp.h>
+
+#include <simdjson.h>
+#include <charconv>
+
+namespace mcpgate::net {
+namespace {
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+void append_uint(std::string& out, uint64_t v) {
+  char digits[24];
+  auto r = std::to_chars(digits, digits + sizeof digits, v);
+  out.append(digits, r.ptr);
+}
+
+void append_int(std::string& out, int64_t v) {
+  char digits[24];
+  auto r = std::to_chars(digits, digits + sizeof digits, v);
+  out.append(digits, r.ptr);
+}
+
+void append_padded(std::string& out, unsigned v, int width) {
+  char digits[12];
+  for (int i = width - 1; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  out.append(digits, static_cast<size_t>(width));
+}
+
+// ,"key": as one append of a literal whose length is known at compile time.
+template <size_t N>
+void append_key(std::string& out, const char (&key_with_punctuation)[N]) {
+  out.append(key_with_punctuation, N - 1);
+}
+
+void append_string_or_null(std::string& out, const std::optional<std::string_view>& s) {
+  if (!s) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  policy::append_json_string_contents(out, *s);
+  out += '"';
+}
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 when the byte there does not start
+// one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
+
+// One parser per thread: a shard formats its own lines, and the parser's buffers, once grown,
+// are reused for every later line instead of being allocated per call.
+simdjson::ondemand::parser& thread_parser() {
+  thread_local simdjson::ondemand::parser parser;
+  return parser;
+}
+
+// Appends ["k1","k2"] for the top-level names of an arguments object. False (and `out`
+// unspecified past its old size) when the bytes are not an object.
+bool append_argument_keys(std::string& out, const raw_arguments& args) {
+  simdjson::ondemand::document doc;
+  if (thread_parser()
+          .iterate(args.data, args.size, args.size + simdjson::SIMDJSON_PADDING)
+          .get(doc)) {
+    return false;
+  }
+  simdjson::ondemand::object object;
+  if (doc.get_object().get(object)) return false;
+  out += '[';
+  bool first = true;
+  for (auto field : object) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    policy::append_json_string_contents(out, key);
+    out += '"';
+  }
+  out += ']';
+  return true;
+}
+
+// OpenSSL 3's one-shot SHA256() looks the algorithm up in the provider tables on every call,
+// which costs more than hashing a typical arguments object. The algorithm is fetched once and
+// each thread reuses one digest context.
+struct sha256_context {
+  sha256_context() : md(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx(EVP_MD_CTX_new()) {}
+  ~sha256_context() {
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
+  }
+  sha256_context(const sha256_context&) = delete;
+  sha256_context& operator=(const sha256_context&) = delete;
+  EVP_MD* md;
+  EVP_MD_CTX* ctx;
+};
+
+void append_sha256(std::string& out, std::string_view bytes) {
+  thread_local sha256_context sha;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!sha.md || !sha.ctx || !EVP_DigestInit_ex(sha.ctx, sha.md, nullptr) ||
+      !EVP_DigestUpdate(sha.ctx, bytes.data(), bytes.size()) ||
+      !EVP_DigestFinal_ex(sha.ctx, digest, &length)) {
+    // Only an OpenSSL without SHA-256 gets here; say so in the line rather than drop it.
+    out += "unavailable";
+    return;
+  }
+  out += "sha256:";
+  for (unsigned i = 0; i < length; ++i) {
+    unsigned char b = digest[i];
+    out += hex_digits[b >> 4];
+    out += hex_digits[b & 15];
+  }
+}
+
+void append_arguments(std::string& out, const std::optional<raw_arguments>& args,
+                      arguments_mode mode) {
+  if (!args || mode == arguments_mode::none) {
+    out += "null";
+    return;
+  }
+  if (mode == arguments_mode::full) {
+    // Validated JSON can hold a raw CR or LF only as whitespace between tokens (never inside a
+    // string), so turning them into spaces keeps the value and the one-line-per-call promise.
+    size_t at = out.size();
+    out.append(args->data, args->size);
+    for (size_t i = at; i < out.size(); ++i)
+      if (out[i] == '\n' || out[i] == '\r') out[i] = ' ';
+    return;
+  }
+  size_t start = out.size();
+  out += "{\"keys\":";
+  if (!append_argument_keys(out, *args)) {
+    out.resize(start + 8);  // keep {"keys":
+    out += "null";
+  }
+  if (mode == arguments_mode::hash) {
+    out += ",\"sha256\":\"";
+    append_sha256(out, args->bytes());
+    out += '"';
+  }
+  out += '}';
+}
+
+}  // namespace
+
+std::string_view call_decision_name(call_decision d) {
+  switch (d) {
+    case call_decision::allowed:
+      return "allowed";
+    case call_decision::denied:
+      return "denied";
+    case call_decision::rate_limited:
+      return "rate_limited";
+    case call_decision::unauthenticated:
+      return "unauthenticated";
+    case call_decision::invalid:
+      return "invalid";
+    case call_decision::upstream_error:
+      return "upstream_error";
+  }
+  return "invalid";
+}
+
+void append_rfc3339_micros(std::string& out, int64_t realtime_ns) {
+  // Floor division, so instants before 1970 still print correctly.
+  int64_t us = realtime_ns >= 0 ? realtime_ns / 1000 : -((-realtime_ns + 999) / 1000);
+  int64_t secs = us >= 0 ? us / 1'000'000 : -((-us + 999'999) / 1'000'000);
+  int64_t micros = us - secs * 1'000'000;
+  int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+  int64_t sod = secs - days * 86400;
+  // Civil date from a day count (proleptic Gregorian, eras of 400 years = 146097 days).
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  append_padded(out, static_cast<unsigned>(year), 4);
+  out += '-';
+  append_padded(out, static_cast<unsigned>(month), 2);
+  out += '-';
+  append_padded(out, static_cast<unsigned>(day), 2);
+  out += 'T';
+  append_padded(out, static_cast<unsigned>(sod / 3600), 2);
+  out += ':';
+  append_padded(out, static_cast<unsigned>(sod / 60 % 60), 2);
+  out += ':';
+  append_padded(out, static_cast<unsigned>(sod % 60), 2);
+  out += '.';
+  append_padded(out, static_cast<unsigned>(micros), 6);
+  out += 'Z';
+}
+
+void append_audit_head(std::string& out, const audit_record& r, arguments_mode mode) {
+  out += "{\"ts\":\"";
+  append_rfc3339_micros(out, r.realtime_ns);
+  out += '"';
+  append_key(out, ",\"shard\":");
+  append_uint(out, r.shard);
+  append_key(out, ",\"conn\":");
+  append_uint(out, r.conn);
+  append_key(out, ",\"req\":");
+  append_uint(out, r.req);
+  append_key(out, ",\"identity\":");
+  append_string_or_null(out, r.identity);
+  append_key(out, ",\"grant\":");
+  append_string_or_null(out, r.grant);
+  append_key(out, ",\"session\":");
+  append_string_or_null(out, r.session);
+  append_key(out, ",\"method\":");
+  append_string_or_null(out, r.method);
+  append_key(out, ",\"id\":");
+  if (r.id && !r.id->empty()) {
+    out += *r.id;
+  } else {
+    out += "null";
+  }
+  append_key(out, ",\"tool\":");
+  append_string_or_null(out, r.tool);
+  append_key(out, ",\"rule\":");
+  append_string_or_null(out, r.rule);
+  append_key(out, ",\"args\":");
+  append_arguments(out, r.arguments, mode);
+}
+
+void append_audit_tail(std::string& out, const audit_record& r) {
+  append_key(out, ",\"decision\":");
+  out += '"';
+  out += call_decision_name(r.decision);
+  out += '"';
+  if (!r.error.empty()) {
+    append_key(out, ",\"error\":\"");
+    out += r.error;  // one of a few fixed words, nothing to escape
+    out += '"';
+  }
+  if (r.forwarded) {
+    append_key(out, ",\"upstream_status\":");
+    append_int(out, r.upstream_status);
+    append_key(out, ",\"upstream_us\":");
+    append_int(out, r.upstream_us);
+  }
+  append_key(out, ",\"gateway_us\":");
+  append_int(out, r.gateway_us);
+  append_key(out, ",\"bytes_in\":");
+  append_uint(out, r.bytes_in);
+  append_key(out, ",\"bytes_out\":");
+  append_uint(out, r.bytes_out);
+  out += "}\n";
+}
+
+void append_audit_line(std::string& out, const audit_record& r, arguments_mode mode) {
+  append_audit_head(out, r, mode);
+  append_audit_tail(out, r);
+}
+
+}  // namespace mcpgate::net
