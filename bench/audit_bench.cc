@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "core/clock.h"
 #include "core/log_writer.h"
 #include "core/shard.h"
 #include "net/observe/audit_record.h"
@@ -110,7 +111,7 @@ void BM_AuditLineAppendAndWrite(benchmark::State& state) {
       ring.submit_and_wait(0);
       io_uring_get_events(ring.raw());  // DEFER_TASKRUN: completions are posted only when asked
       ring.drain([&](const io_uring_cqe& cqe) { writer.on_completion(cqe); });
-      writer.on_tick(core::reactor::clock_ns());
+      writer.on_tick(core::monotonic_ns());
     }
   }
   writer.flush_and_close();

@@ -51,8 +51,8 @@ enum class relay_mode {
 
 enum op : uint8_t { op_recv = 1, op_send, op_splice_in, op_splice_out };
 
-// Gateway defaults (net/proxy_config.h), so the copy path touches as much buffer memory as a
-// shard does.
+// Gateway defaults (net/exchange/gateway_config.h), so the copy path touches as much buffer memory
+// as a shard does.
 constexpr unsigned recv_buffers = 1024;
 constexpr unsigned recv_buffer_size = 16384;
 constexpr unsigned ring_entries = 256;

@@ -1,4 +1,5 @@
 #include "core/log_writer.h"
+#include "core/clock.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -59,7 +60,7 @@ log_writer::log_writer(ring& r, std::shared_ptr<log_file> file, const log_writer
   // append() does not allocate until a backlog outgrows them.
   fill_.reserve(options_.buffer_bytes + options_.buffer_bytes / 4);
   out_.reserve(options_.buffer_bytes + options_.buffer_bytes / 4);
-  now_ns_ = reactor::clock_ns();
+  now_ns_ = monotonic_ns();
   last_write_ns_ = now_ns_;
   last_sync_ns_ = now_ns_;
 }
@@ -280,7 +281,7 @@ void log_writer::failed(int err, const char* what) {
   failing_ = true;
   file_->set_failing(true);
   retry_at_ns_ = now_ns_ + options_.retry_interval_ns;
-  int64_t now = reactor::clock_ns();
+  int64_t now = monotonic_ns();
   if (may_report(now)) {
     std::fprintf(stderr,
                  "mcpgate: audit log %s: %s failed: %s; %zu bytes waiting, %llu failures on this "

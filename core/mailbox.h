@@ -16,8 +16,13 @@ struct message {
   uint32_t kind = 0;
   uint32_t from = 0;
   uint64_t value = 0;
+  uint64_t extra = 0;
   void* ptr = nullptr;
 };
+
+// The one message kind every shard handler understands: stop accepting, finish what is in
+// flight, then let the loop end. Other kinds are the handler's own.
+inline constexpr uint32_t message_drain = 1;
 
 // Single-producer single-consumer ring of messages with a fixed capacity (a power of two).
 // Lock-free: the producer owns tail_, the consumer owns head_; each reads the other's index

@@ -1,4 +1,5 @@
 #include "core/shard.h"
+#include "core/clock.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -24,13 +25,7 @@ reactor::reactor(unsigned id, unsigned shards, mailbox& inbox, unsigned ring_ent
     : id_(id), shards_(shards), inbox_(inbox), ring_(ring_entries), tick_ns_(tick_ns) {
   tick_ts_.tv_sec = tick_ns / 1'000'000'000;
   tick_ts_.tv_nsec = tick_ns % 1'000'000'000;
-  now_ns_ = clock_ns();
-}
-
-int64_t reactor::clock_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  now_ns_ = monotonic_ns();
 }
 
 void reactor::arm_tick() {
@@ -54,7 +49,7 @@ void reactor::run(shard_handler& handler) {
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
       std::fprintf(stderr, "mcpgate: shard %u: io_uring_enter failed: %d\n", id_, -rc);
     }
-    now_ns_ = clock_ns();
+    now_ns_ = monotonic_ns();
     bool tick = false, inbox = false;
     ring_.drain([&](const io_uring_cqe& cqe) {
       op_tag t = decode(cqe.user_data);

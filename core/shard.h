@@ -51,8 +51,6 @@ class reactor {
   // Runs until handler.finished().
   void run(shard_handler& handler);
 
-  static int64_t clock_ns();
-
  private:
   void arm_tick();
   void arm_inbox();

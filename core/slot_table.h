@@ -53,6 +53,14 @@ class slot_table {
     return item->live && item->gen == gen ? item : nullptr;
   }
 
+  // The live object in `slot` whatever its generation (for lists of slots the owner keeps
+  // consistent itself, such as an idle pool), or null.
+  T* at_slot(uint32_t slot) {
+    if (slot >= items_.size()) return nullptr;
+    T* item = items_[slot].get();
+    return item->live ? item : nullptr;
+  }
+
   uint32_t live() const { return live_; }
 
   // Every slot ever made, live or not, for sweeps (drain, shutdown).

@@ -52,10 +52,7 @@ class gate_ticket {
   // The views stay valid as long as the ticket.
   std::string_view identity;
   std::string_view grant;
-  struct verdict {
-    call_decision decision = call_decision::allowed;
-    std::string_view rule;
-  };
+  using verdict = message_verdict;
   std::vector<verdict> verdicts;
 };
 

@@ -1,5 +1,7 @@
 #include "net/exchange/policy_gate.h"
 
+#include "core/clock.h"
+
 #include <time.h>
 
 #include "net/http/writer.h"
@@ -8,12 +10,6 @@
 
 namespace mcpgate::net {
 namespace {
-
-int64_t steady_now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 class policy_ticket final : public gate_ticket {
  public:
@@ -77,7 +73,7 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
   t.verdicts.clear();
   denied_.clear();
   const policy::grant_policy* grant = t.who_->grant;
-  int64_t now = steady_now_ns();
+  int64_t now = core::monotonic_ns();
   policy::subject who{t.who_, request.session_id};
   // Decisions of denied messages are written out as they are found: they point into the
   // extractor's scratch (tool names), which stays valid for this whole call.

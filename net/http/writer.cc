@@ -67,6 +67,57 @@ void append_status_line(std::string& out, int status) {
   out += "\r\n";
 }
 
+void append_status_line(std::string& out, int status, std::string_view reason) {
+  out += "HTTP/1.1 ";
+  char digits[8];
+  auto r = std::to_chars(digits, digits + sizeof digits, status);
+  out.append(digits, r.ptr);
+  out += ' ';
+  out += reason;
+  out += "\r\n";
+}
+
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
+void append_content_length(std::string& out, size_t n) {
+  out += "Content-Length: ";
+  char digits[24];
+  auto r = std::to_chars(digits, digits + sizeof digits, n);
+  out.append(digits, r.ptr);
+  out += "\r\n";
+}
+
+void append_chunk_size(std::string& out, size_t n) {
+  char digits[24];
+  auto r = std::to_chars(digits, digits + sizeof digits, n, 16);
+  out.append(digits, r.ptr);
+  out += "\r\n";
+}
+
+void append_chunk(std::string& out, std::string_view data) {
+  if (data.empty()) return;
+  append_chunk_size(out, data.size());
+  out += data;
+  out += "\r\n";
+}
+
+void append_response(std::string& out, int status, std::string_view extra_headers,
+                     std::string_view content_type, std::string_view body, bool close,
+                     bool head_only) {
+  append_status_line(out, status);
+  out += extra_headers;
+  if (!content_type.empty()) append_header(out, "Content-Type", content_type);
+  if (!content_type.empty() || status >= 200) append_content_length(out, body.size());
+  if (close) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!head_only) out += body;
+}
+
 void append_jsonrpc_error(std::string& out, std::string_view id, int code,
                           std::string_view message) {
   out += R"({"jsonrpc":"2.0","id":)";

@@ -124,7 +124,7 @@ std::optional<head_rejection> check_request_head(const request_head& head, std::
   // host. Refused before anything else, authentication included.
   if (headers.count("host") > 0 && !rules.hosts.allows(headers.find("host")))
     return reject(403, -32000, "Forbidden: Host not allowed", "host", has_body);
-  if (path != rules.path)
+  if (std::find(rules.paths.begin(), rules.paths.end(), path) == rules.paths.end())
     return reject(404, -32601, "not found: this gateway serves MCP only at its endpoint path",
                   "path", has_body);
   if (method != http_method::get && method != http_method::post && method != http_method::delete_) {

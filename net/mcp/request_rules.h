@@ -37,7 +37,7 @@ class host_allowlist {
 };
 
 struct head_rules {
-  std::string path;                          // the endpoint; other paths get 404
+  std::vector<std::string> paths;            // the endpoints; other paths get 404
   std::vector<std::string> allowed_origins;  // empty: Origin checked against the host allowlist
   host_allowlist hosts;
 };

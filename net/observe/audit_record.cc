@@ -150,24 +150,6 @@ void append_arguments(std::string& out, const std::optional<raw_arguments>& args
 
 }  // namespace
 
-std::string_view call_decision_name(call_decision d) {
-  switch (d) {
-    case call_decision::allowed:
-      return "allowed";
-    case call_decision::denied:
-      return "denied";
-    case call_decision::rate_limited:
-      return "rate_limited";
-    case call_decision::unauthenticated:
-      return "unauthenticated";
-    case call_decision::invalid:
-      return "invalid";
-    case call_decision::upstream_error:
-      return "upstream_error";
-  }
-  return "invalid";
-}
-
 void append_rfc3339_micros(std::string& out, int64_t realtime_ns) {
   // Floor division, so instants before 1970 still print correctly.
   int64_t us = realtime_ns >= 0 ? realtime_ns / 1000 : -((-realtime_ns + 999) / 1000);

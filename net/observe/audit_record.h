@@ -8,21 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include "net/observe/decision.h"
+
 namespace mcpgate::net {
-
-// What happened to a call. The audit log and the metrics use the same names.
-enum class call_decision : uint8_t {
-  allowed,
-  denied,
-  rate_limited,
-  unauthenticated,
-  invalid,
-  upstream_error,
-};
-inline constexpr size_t call_decision_count = 6;
-
-// "allowed", "denied", ... as written in the audit log and the metrics labels.
-std::string_view call_decision_name(call_decision d);
 
 // How much of a tools/call's arguments the audit log keeps (`audit.arguments`).
 enum class arguments_mode : uint8_t {

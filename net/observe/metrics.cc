@@ -1,4 +1,5 @@
 #include "net/observe/metrics.h"
+#include "core/clock.h"
 
 #include <algorithm>
 #include <charconv>
@@ -364,7 +365,7 @@ std::string metrics_registry::render() const {
     out += '\n';
     append_family(out, "mcpgate_stdio_backoff_seconds", "gauge",
                   "Time left before a crash-looping stdio upstream may start again.");
-    int64_t left = b->backoff_until_ns.load(std::memory_order_relaxed) - core::reactor::clock_ns();
+    int64_t left = b->backoff_until_ns.load(std::memory_order_relaxed) - core::monotonic_ns();
     out += "mcpgate_stdio_backoff_seconds ";
     out += std::to_string(left > 0 ? static_cast<double>(left) / 1e9 : 0.0);
     out += '\n';

@@ -145,7 +145,7 @@ int check_files(const std::vector<std::string>& files) {
       if (looks_like_config(file)) {
         gateway_settings s;
         load_config_file(file, s);
-        resolve_wire(s);
+        resolve_config(s, nullptr, nullptr, nullptr, 1);
         policy::counter_store counters;
         auto access = policy::load_access_config(access_source(s), counters);
         std::printf("%s: valid gateway config\n", file.c_str());

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -60,7 +61,8 @@ struct reader {
 };
 
 void load_limits(const reader& r, element e, gateway_settings& s) {
-  net::proxy_config& w = s.wire;
+  net::gateway_config& w = s.wire;
+  net::upstream_target& up = s.upstream_defaults;
   if (!e.is_object()) r.fail("$.limits", "expected an object, got " + type_name(e.type()));
   simdjson::dom::object limits = e.get_object().value_unsafe();
   for (auto [key_view, value] : limits) {
@@ -84,11 +86,11 @@ void load_limits(const reader& r, element e, gateway_settings& s) {
     else if (key == "idle_timeout_ms")
       w.idle_timeout_ms = r.get_positive(value, path);
     else if (key == "upstream_connect_timeout_ms")
-      w.upstream_connect_timeout_ms = r.get_positive(value, path);
+      up.connect_timeout_ms = r.get_positive(value, path);
     else if (key == "upstream_response_timeout_ms")
-      w.upstream_response_timeout_ms = r.get_positive(value, path);
+      up.response_timeout_ms = r.get_positive(value, path);
     else if (key == "sse_idle_timeout_ms")
-      w.sse_idle_timeout_ms = r.get_positive(value, path, true);
+      up.sse_idle_timeout_ms = r.get_positive(value, path, true);
     else if (key == "drain_timeout_ms")
       w.drain_timeout_ms = r.get_positive(value, path, true);
     else if (key == "max_session_counters_per_identity")
@@ -234,7 +236,7 @@ void load_http_upstream(const reader& r, element e, gateway_settings& s) {
     if (key == "url")
       s.upstream = r.get_string(value, path);
     else if (key == "forward_authorization")
-      s.wire.forward_authorization = r.get_bool(value, path);
+      s.upstream_defaults.forward_authorization = r.get_bool(value, path);
     else
       r.fail(path, "unknown key (known for an HTTP upstream: url, forward_authorization)");
   }
@@ -422,24 +424,109 @@ void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {
   if (cl.shards) s.shards = *cl.shards;
 }
 
-std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s,
-                                                      const net::endpoint* bridge) {
-  auto w = std::make_shared<net::proxy_config>(s.wire);
+std::shared_ptr<const net::gateway_config> resolve_config(
+    const gateway_settings& s, const net::endpoint* bridge,
+    std::shared_ptr<const net::gate_config> gate, std::shared_ptr<core::log_file> audit_file,
+    uint64_t generation) {
+  auto c = std::make_shared<net::gateway_config>(s.wire);
+  c->generation = generation;
   std::string where = s.config_file.empty() ? "" : " (or " + s.config_file + ")";
-  w->listen = net::parse_host_port(s.listen, "--listen" + where);
-  w->upstream_is_stdio = s.stdio != nullptr;
+  c->listen = net::parse_host_port(s.listen, "--listen" + where);
+  net::upstream_target up = s.upstream_defaults;
+  up.name = "default";
   if (s.stdio) {
-    if (bridge) w->upstream.where = *bridge;
-    w->upstream.host_header = "stdio";
-    w->upstream.path = "/mcp";
+    if (bridge) up.where = *bridge;
+    up.host_header = "stdio";
+    up.path = "/mcp";
+    up.stdio = true;
   } else {
-    w->upstream = net::parse_http_url(s.upstream, "--upstream" + where);
+    net::http_url url = net::parse_http_url(s.upstream, "--upstream" + where);
+    up.where = url.where;
+    up.host_header = url.host_header;
+    up.path = url.path;
   }
-  w->path = s.path.empty() ? w->upstream.path : s.path;
-  if (w->path.empty() || w->path[0] != '/')
-    throw std::invalid_argument("path: expected an absolute path starting with '/', got '" +
-                                w->path + "'");
-  return w;
+  std::string path = s.path.empty() ? up.path : s.path;
+  if (path.empty() || path[0] != '/')
+    throw std::invalid_argument("path: expected an absolute path starting with '/', got '" + path +
+                                "'");
+  c->serve_one(std::move(up), path);
+  if (gate) c->gate = std::move(gate);
+  c->audit.file = std::move(audit_file);
+  return c;
+}
+
+namespace {
+
+bool same_endpoint(const net::endpoint& a, const net::endpoint& b) {
+  return a.addr_len == b.addr_len && std::memcmp(&a.addr, &b.addr, a.addr_len) == 0;
+}
+
+bool same_upstream(const net::upstream_target& a, const net::upstream_target& b) {
+  return a.name == b.name && same_endpoint(a.where, b.where) && a.host_header == b.host_header &&
+         a.path == b.path && a.stdio == b.stdio;
+}
+
+bool same_stdio(const net::stdio_upstream_config* a, const net::stdio_upstream_config* b) {
+  if (!a || !b) return a == b;
+  return a->command.argv == b->command.argv && a->command.env == b->command.env &&
+         a->command.cwd == b->command.cwd && a->shared == b->shared &&
+         a->max_processes == b->max_processes &&
+         a->max_processes_per_identity == b->max_processes_per_identity &&
+         a->session_idle_timeout_ms == b->session_idle_timeout_ms &&
+         a->end_session_on_disconnect == b->end_session_on_disconnect &&
+         a->kill_grace_ms == b->kill_grace_ms;
+}
+
+}  // namespace
+
+std::vector<std::string> keep_restart_only(const net::gateway_config& running,
+                                           const gateway_settings& started,
+                                           const gateway_settings& fresh,
+                                           net::gateway_config& next) {
+  std::vector<std::string> changed;
+  if (!same_endpoint(running.listen, next.listen)) {
+    changed.push_back("listen");
+    next.listen = running.listen;
+  }
+  bool upstreams_same = running.upstreams.size() == next.upstreams.size();
+  for (size_t i = 0; upstreams_same && i < running.upstreams.size(); ++i)
+    upstreams_same = same_upstream(running.upstreams[i], next.upstreams[i]);
+  if (!upstreams_same || !same_stdio(started.stdio.get(), fresh.stdio.get())) {
+    changed.push_back("upstream");
+    next.upstreams = running.upstreams;
+  }
+  bool routes_same = running.routes.size() == next.routes.size();
+  for (size_t i = 0; routes_same && i < running.routes.size(); ++i)
+    routes_same = running.routes[i].path == next.routes[i].path &&
+                  running.routes[i].upstream == next.routes[i].upstream;
+  if (!routes_same) {
+    changed.push_back("path");
+    next.routes = running.routes;
+  }
+  if (started.shards != fresh.shards) changed.push_back("shards");
+  if (started.admin != fresh.admin || started.admin_token_sha256 != fresh.admin_token_sha256)
+    changed.push_back("admin");
+  if (started.audit != fresh.audit || running.audit.arguments != next.audit.arguments ||
+      running.audit.writer.fsync != next.audit.writer.fsync ||
+      running.audit.writer.on_failure != next.audit.writer.on_failure ||
+      running.audit.writer.flush_interval_ns != next.audit.writer.flush_interval_ns) {
+    changed.push_back("audit");
+    next.audit = running.audit;
+  }
+  if (running.http.max_body != next.http.max_body ||
+      running.jsonrpc.max_depth != next.jsonrpc.max_depth ||
+      running.jsonrpc.max_batch != next.jsonrpc.max_batch) {
+    // Each shard's JSON-RPC extractor is sized for these at start.
+    changed.push_back("limits.max_body_bytes/max_depth/max_batch");
+    next.http.max_body = running.http.max_body;
+    next.jsonrpc = running.jsonrpc;
+  }
+  if (started.max_session_counters_per_identity != fresh.max_session_counters_per_identity)
+    changed.push_back("limits.max_session_counters_per_identity");
+  next.session_seal_key = running.session_seal_key;  // sessions outlive reloads
+  next.recv_buffers = running.recv_buffers;
+  next.recv_buffer_size = running.recv_buffer_size;
+  return changed;
 }
 
 }  // namespace mcpgate::tools

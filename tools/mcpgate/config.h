@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "net/exchange/proxy_config.h"
+#include "net/exchange/gateway_config.h"
 #include "net/upstream/stdio/bridge.h"
 
 namespace mcpgate::tools {
@@ -37,7 +37,10 @@ struct gateway_settings {
   std::string deny_as = "result";
   bool hide_denied_tools = true;
   size_t max_session_counters_per_identity = 256;
-  net::proxy_config wire;
+  // Wire settings: limits, timeouts, Host rules, the audit log's options, the session key.
+  net::gateway_config wire;
+  // Defaults of every upstream (limits.upstream_*_timeout_ms, "forward_authorization").
+  net::upstream_target upstream_defaults;
   command_line_overrides command_line;
 };
 
@@ -60,10 +63,20 @@ std::string describe_command(const std::vector<std::string>& argv);
 // Flags override the config file.
 void apply_command_line(const command_line_overrides& cl, gateway_settings& into);
 
-// Resolves the textual settings into the wire config (addresses, path). A stdio upstream is
-// reached through the bridge's socket, `bridge`. Throws std::invalid_argument naming the flag
-// or key.
-std::shared_ptr<const net::proxy_config> resolve_wire(const gateway_settings& s,
-                                                      const net::endpoint* bridge = nullptr);
+// The configuration generation the settings describe: addresses resolved, the upstream (a
+// stdio one reached through the bridge's socket, `bridge`) and its route, the gate and the
+// audit file. Throws std::invalid_argument naming the flag or key.
+std::shared_ptr<const net::gateway_config> resolve_config(
+    const gateway_settings& s, const net::endpoint* bridge,
+    std::shared_ptr<const net::gate_config> gate, std::shared_ptr<core::log_file> audit_file,
+    uint64_t generation);
+
+// A reload cannot move the listener, the upstreams, the admin listener, the audit file or the
+// shards' buffers: where `next` (built from `fresh`) differs from the running generation in
+// those, it takes the running value back. Returns the config keys that changed so.
+std::vector<std::string> keep_restart_only(const net::gateway_config& running,
+                                           const gateway_settings& started,
+                                           const gateway_settings& fresh,
+                                           net::gateway_config& next);
 
 }  // namespace mcpgate::tools

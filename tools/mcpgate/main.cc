@@ -19,12 +19,13 @@
 #include <vector>
 
 #include "core/build_info.h"
+#include "core/clock.h"
 #include "core/ring.h"
 #include "core/shard.h"
 #include "net/admin/server.h"
 #include "net/exchange/gate.h"
 #include "net/exchange/policy_gate.h"
-#include "net/exchange/proxy.h"
+#include "net/exchange/shard.h"
 #include "net/observe/metrics.h"
 #include "net/upstream/stdio/bridge.h"
 #include "policy/access_config.h"
@@ -95,27 +96,23 @@ int run(const tools::gateway_settings& settings) {
     bridge_socket = net::stdio_bridge::bind_socket();
     if (bridge_socket.fd < 0) return fail(bridge_socket.error);
   }
-  std::shared_ptr<const net::proxy_config> wire;
-  try {
-    wire = tools::resolve_wire(settings, settings.stdio ? &bridge_socket.at : nullptr);
-  } catch (const std::exception& e) {
-    return fail(e.what());
-  }
   std::shared_ptr<core::log_file> audit_file;
   if (!settings.audit.empty()) {
     core::log_file::open_result opened = core::log_file::open(settings.audit);
     if (!opened.file) return fail("--audit: " + opened.error);
     audit_file = opened.file;
-    auto w = std::const_pointer_cast<net::proxy_config>(wire);
-    w->audit.file = audit_file;
   }
 
   // Counters live as long as the process, so that reloads keep the counts.
   policy::counter_store counters;
   counters.max_session_counters_per_identity = settings.max_session_counters_per_identity;
   std::shared_ptr<const net::gate_config> gate;
+  // The configuration generation in force; a reload makes the next one.
+  std::shared_ptr<const net::gateway_config> wire;
+  const net::endpoint* bridge_at = settings.stdio ? &bridge_socket.at : nullptr;
   try {
     gate = tools::load_gate(settings, counters);
+    wire = tools::resolve_config(settings, bridge_at, gate, audit_file, 1);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
@@ -179,18 +176,23 @@ int run(const tools::gateway_settings& settings) {
     }
     net::admin_handlers handlers;
     handlers.metrics = [&metrics] { return metrics.render(); };
-    handlers.ready = [&wire] {
+    // The upstreams as started (a reload does not move them).
+    handlers.ready = [upstreams = wire->upstreams] {
       net::readiness r;
       r.listening = true;
       r.policy_loaded = true;
-      // A plain blocking connect with a short timeout: this is the admin thread, never a shard.
-      const net::endpoint& up = wire->upstream.where;
-      int fd = ::socket(up.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      timeval tv{0, 500'000};
-      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-      r.upstream_reachable =
-          fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&up.addr), up.addr_len) == 0;
-      if (fd >= 0) ::close(fd);
+      r.upstream_reachable = true;
+      for (const net::upstream_target& target : upstreams) {
+        // A plain blocking connect with a short timeout: this is the admin thread, never a shard.
+        const net::endpoint& up = target.where;
+        int fd = ::socket(up.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        timeval tv{0, 500'000};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        r.upstream_reachable =
+            r.upstream_reachable && fd >= 0 &&
+            ::connect(fd, reinterpret_cast<const sockaddr*>(&up.addr), up.addr_len) == 0;
+        if (fd >= 0) ::close(fd);
+      }
       return r;
     };
     handlers.policy = [&report_mu, &policy_report] {
@@ -222,7 +224,7 @@ int run(const tools::gateway_settings& settings) {
 
   core::shard_group group(shards, 4096, 10'000'000);
   std::string error = group.start([&](unsigned i) {
-    return std::make_unique<net::proxy_shard>(wire, gate, listeners[i], *stats[i], &metrics);
+    return std::make_unique<net::proxy_shard>(wire, listeners[i], *stats[i], &metrics);
   });
   if (!error.empty()) {
     std::fprintf(stderr, "mcpgate: %s\n", error.c_str());
@@ -243,7 +245,7 @@ int run(const tools::gateway_settings& settings) {
     sig = sigtimedwait(&signals, nullptr, &sweep_every);
     if (sig < 0) {
       // Session-scoped counters of sessions quiet for a whole window are freed.
-      counters.sweep_idle_sessions(core::reactor::clock_ns());
+      counters.sweep_idle_sessions(core::monotonic_ns());
       continue;
     }
     if (sig == SIGHUP || sig == SIGUSR1) {
@@ -269,20 +271,30 @@ int run(const tools::gateway_settings& settings) {
       // Re-read the config file and every policy; an invalid file leaves the old rules in force.
       try {
         tools::gateway_settings fresh = reread(settings);
-        auto next = tools::load_gate(fresh, counters, metrics.labels().get());
-        metrics.set_labels(next->labels);
+        auto next_gate = tools::load_gate(fresh, counters, metrics.labels().get());
+        auto next = std::const_pointer_cast<net::gateway_config>(
+            tools::resolve_config(fresh, bridge_at, next_gate, audit_file, wire->generation + 1));
+        // What cannot change under a running process keeps its running value, and says so.
+        for (const std::string& key : tools::keep_restart_only(*wire, settings, fresh, *next))
+          std::fprintf(stderr,
+                       "mcpgate: SIGHUP: %s changed; it takes effect at the next start (the "
+                       "running value stays)\n",
+                       key.c_str());
+        wire = next;
+        metrics.set_labels(next_gate->labels);
         {
           std::lock_guard lock(report_mu);
-          policy_report = tools::policy_report(*next);
+          policy_report = tools::policy_report(*next_gate);
         }
         for (unsigned i = 0; i < shards; ++i) {
           core::message m;
           m.kind = static_cast<uint32_t>(net::shard_message::reload);
-          m.ptr = new std::shared_ptr<const net::gate_config>(next);
+          m.ptr = new std::shared_ptr<const net::gateway_config>(wire);
           while (!group.inbox(i).post(shards, m)) sched_yield();
         }
-        std::fprintf(stderr, "mcpgate: SIGHUP: reloaded, %s\n",
-                     tools::describe_gate(*next).c_str());
+        std::fprintf(stderr, "mcpgate: SIGHUP: reloaded (generation %llu), %s\n",
+                     static_cast<unsigned long long>(wire->generation),
+                     tools::describe_gate(*next_gate).c_str());
       } catch (const std::exception& e) {
         std::fprintf(stderr,
                      "mcpgate: SIGHUP: reload rejected, the previous policy stays in force: %s\n",

@@ -14,7 +14,6 @@
 #include <cstring>
 
 #include "core/user_data.h"
-#include "net/exchange/proxy.h"
 #include "net/http/parser.h"
 #include "net/http/writer.h"
 #include "net/mcp/request_rules.h"
@@ -192,7 +191,7 @@ bool stdio_bridge::finished() const {
 }
 
 void stdio_bridge::on_message(const core::message& m) {
-  if (m.kind != static_cast<uint32_t>(shard_message::drain) || draining_) return;
+  if (m.kind != core::message_drain || draining_) return;
   draining_ = true;
   if (accept_armed_) {
     io_uring_sqe* s = reactor_->io().sqe();
