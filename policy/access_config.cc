@@ -1,5 +1,7 @@
 #include "policy/access_config.h"
 
+#include <algorithm>
+
 #include <map>
 
 namespace mcpgate::policy {
@@ -88,9 +90,10 @@ class access_config_builder {
   }
 
   grant_policy* add_grant(std::string name, grant_policy::kind mode,
-                          std::shared_ptr<const document> doc) {
+                          std::shared_ptr<const document> doc, std::string server = {}) {
     auto grant = std::make_unique<grant_policy>();
     grant->name = std::move(name);
+    grant->server = std::move(server);
     grant->mode = mode;
     grant->doc = std::move(doc);
     if (mode == grant_policy::kind::document) compile(*grant);
@@ -102,12 +105,8 @@ class access_config_builder {
     auto who = std::make_unique<identity>();
     who->name = std::move(name);
     who->grant = grant;
-    for (const limit_rule* rule : grant->identity_limits) {
-      auto counter =
-          store_.fixed(rule->counter, rule->window, rule->max, limit_scope::identity, who->name);
-      who->counters.push_back(counter.get());
-      who->owned.push_back(std::move(counter));
-    }
+    add_identity_counters(*who, *grant);
+    for (const auto& [server, policy] : grant->for_servers) add_identity_counters(*who, *policy);
     identity* raw = who.get();
     if (anonymous) {
       config_->anonymous_ = std::move(who);
@@ -120,13 +119,26 @@ class access_config_builder {
   std::shared_ptr<const access_config> finish() { return std::move(config_); }
 
  private:
+  // Identity-scoped counters of one policy; a server policy's slots follow the grant's.
+  void add_identity_counters(identity& who, const grant_policy& policy) {
+    for (const limit_rule* rule : policy.identity_limits) {
+      auto counter = store_.fixed(counter_name(policy, *rule), rule->window, rule->max,
+                                  limit_scope::identity, who.name);
+      who.counters.push_back(counter.get());
+      who.owned.push_back(std::move(counter));
+    }
+  }
+
+ public:
+ private:
   limit_binding bind(grant_policy& grant, const limit_rule& rule) {
     limit_binding b;
     b.rule = &rule;
     switch (rule.scope) {
       case limit_scope::grant:
       case limit_scope::global: {
-        auto counter = store_.fixed(rule.counter, rule.window, rule.max, rule.scope,
+        // A server's own policy counts apart from the grant's: its counters are its own.
+        auto counter = store_.fixed(counter_name(grant, rule), rule.window, rule.max, rule.scope,
                                     rule.scope == limit_scope::grant ? grant.name : "");
         b.counter = counter.get();
         grant.owned.push_back(std::move(counter));
@@ -143,13 +155,17 @@ class access_config_builder {
         break;
       }
       case limit_scope::session: {
-        auto family = store_.sessions(rule.counter, rule.window, rule.max);
+        auto family = store_.sessions(counter_name(grant, rule), rule.window, rule.max);
         b.sessions = family.get();
         grant.owned_sessions.push_back(std::move(family));
         break;
       }
     }
     return b;
+  }
+
+  static std::string counter_name(const grant_policy& grant, const limit_rule& rule) {
+    return grant.server.empty() ? rule.counter : grant.server + "/" + rule.counter;
   }
 
   void add_limits(grant_policy& grant, compiled_tool& tool, const std::vector<limit_rule>& rules) {
@@ -219,7 +235,7 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
       if (grants.count(field.key)) at.fail("duplicate grant " + quote_string(field.key));
       if (!field.value.is_object()) at.fail_expected("an object {\"policy\"}", field.value);
       dom::object grant = field.value.get_object().value_unsafe();
-      check_keys(grant, at, {"policy"});
+      check_keys(grant, at, {"policy", "upstreams", "servers"});
       auto policy = grant.at_key("policy");
       grant_policy* compiled = nullptr;
       if (policy.error()) {
@@ -234,6 +250,39 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
             load_document(resolve(std::string(p.get_string().value_unsafe()))));
         compiled =
             builder.add_grant(std::string(field.key), grant_policy::kind::document, std::move(doc));
+      }
+      // Policies per server: {"<server>": "file.json"}, each replacing the grant's for it.
+      size_t identity_slots = compiled->identity_limits.size();
+      for (std::string_view list : {"upstreams", "servers"}) {
+        auto per = grant.at_key(list);
+        if (per.error()) continue;
+        json_location list_at = at.key(list);
+        dom::element per_value = per.value_unsafe();
+        if (!per_value.is_object())
+          list_at.fail_expected("an object {\"<server>\": \"policy.json\"}", per_value);
+        const dom::object servers = per_value.get_object().value_unsafe();
+        for (dom::key_value_pair server : servers) {
+          json_location server_at = list_at.key(server.key);
+          std::string name(server.key);
+          if (std::find(source.servers.begin(), source.servers.end(), name) ==
+              source.servers.end()) {
+            std::string known;
+            for (const std::string& s : source.servers) known += (known.empty() ? "" : ", ") + s;
+            server_at.fail("no upstream or server named " + quote_string(name) +
+                           " (known: " + (known.empty() ? "none" : known) + ")");
+          }
+          for (const auto& [seen, unused] : compiled->for_servers)
+            if (seen == name) server_at.fail("a second policy for " + quote_string(name));
+          if (!server.value.is_string() || server.value.get_string().value_unsafe().empty())
+            server_at.fail_expected("a policy file name", server.value);
+          auto doc = std::make_shared<const document>(
+              load_document(resolve(std::string(server.value.get_string().value_unsafe()))));
+          grant_policy* for_server = builder.add_grant(
+              std::string(field.key), grant_policy::kind::document, std::move(doc), name);
+          for_server->identity_slot_base = static_cast<uint32_t>(identity_slots);
+          identity_slots += for_server->identity_limits.size();
+          compiled->for_servers.emplace_back(name, for_server);
+        }
       }
       grants.emplace(std::string(field.key), compiled);
     }

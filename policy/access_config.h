@@ -61,10 +61,24 @@ struct grant_policy {
   std::unordered_map<std::string, compiled_tool, string_hash, std::equal_to<>> tools;
   compiled_tool unlisted;  // tools not under "tools" when the default is allow
   std::unordered_set<std::string, string_hash, std::equal_to<>> hidden;
-  // Identity-scoped counters this grant's limits need, in identity_slot order.
+  // Identity-scoped counters this grant's limits need, in identity_slot order; an identity's
+  // counters of this policy start at identity_slot_base (a grant's server policies follow its
+  // own).
   std::vector<const limit_rule*> identity_limits;
+  uint32_t identity_slot_base = 0;
   std::vector<std::shared_ptr<limit_counter>> owned;  // keeps resolved counters alive
   std::vector<std::shared_ptr<session_counters>> owned_sessions;
+
+  // The upstream (server) this policy is for; empty for the grant's own policy.
+  std::string server;
+  // Policies that replace this one for the named servers (grants.<g>.upstreams / .servers).
+  std::vector<std::pair<std::string, const grant_policy*>> for_servers;
+  // The policy that applies to calls to `server`: its override, or this one.
+  const grant_policy& for_server(std::string_view server_name) const {
+    for (const auto& [name, policy] : for_servers)
+      if (name == server_name) return *policy;
+    return *this;
+  }
 
   // Hidden from tools/list and denied at call time.
   bool is_hidden(std::string_view tool) const;
@@ -114,6 +128,8 @@ struct access_config_source {
   std::optional<std::filesystem::path> default_policy;
   deny_style deny_as = deny_style::result;
   bool hide_denied_tools = true;
+  // The servers (upstreams) a grant may name a policy for; a name not here is an error.
+  std::vector<std::string> servers;
 };
 
 // Parses identities and grants, loads every policy file, and resolves counters in `store`

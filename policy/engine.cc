@@ -44,7 +44,7 @@ decision decide(const subject& who, const call& what, int64_t now_ns, decide_scr
     deny(d, "identity");
     return d;
   }
-  const grant_policy& grant = *who.who->grant;
+  const grant_policy& grant = who.who->grant->for_server(who.server);
   switch (grant.mode) {
     case grant_policy::kind::allow_all:
       return d;
@@ -121,7 +121,7 @@ decision decide(const subject& who, const call& what, int64_t now_ns, decide_scr
         return d;
       }
     } else {
-      r.counter = who.who->counters[binding.identity_slot];
+      r.counter = who.who->counters[grant.identity_slot_base + binding.identity_slot];
     }
     r.taken = r.counter->try_admit(now_ns);
     if (!r.taken.admitted) {

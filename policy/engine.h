@@ -27,6 +27,8 @@ namespace mcpgate::policy {
 struct subject {
   const identity* who = nullptr;
   std::string_view session_id;  // Mcp-Session-Id, empty when none
+  // The upstream (server) called; its policy in the grant replaces the grant's own.
+  std::string_view server = {};
 };
 
 // What is called. arguments_json is the raw bytes of params.arguments (empty when absent)

@@ -18,6 +18,7 @@ struct request_view {
   std::string_view authorization;     // the Authorization header, empty when absent
   std::string_view session_id;        // Mcp-Session-Id
   std::string_view protocol_version;  // MCP-Protocol-Version
+  std::string_view server;            // the upstream the route chose (its policy applies)
 };
 
 // A reply the gate wants sent instead of forwarding. Views stay valid until the next call into

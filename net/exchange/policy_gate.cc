@@ -26,7 +26,8 @@ class policy_ticket final : public gate_ticket {
   // Keeps the identity, grant and counters alive while this exchange uses them.
   std::shared_ptr<const policy::access_config> access_;
   const policy::identity* who_ = nullptr;
-  std::vector<policy::decision> allowed_;  // decisions holding reservations
+  const policy::grant_policy* policy_ = nullptr;  // the grant's policy for the route's server
+  std::vector<policy::decision> allowed_;         // decisions holding reservations
 };
 
 bool is_tools_call(const jsonrpc_message& m) {
@@ -72,9 +73,11 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
   t.allowed_.clear();
   t.verdicts.clear();
   denied_.clear();
-  const policy::grant_policy* grant = t.who_->grant;
+  const policy::grant_policy* grant =
+      t.who_->grant ? &t.who_->grant->for_server(request.server) : nullptr;
+  t.policy_ = grant;
   int64_t now = core::monotonic_ns();
-  policy::subject who{t.who_, request.session_id};
+  policy::subject who{t.who_, request.session_id, request.server};
   // Decisions of denied messages are written out as they are found: they point into the
   // extractor's scratch (tool names), which stays valid for this whole call.
   reply_body_.clear();
@@ -149,8 +152,8 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
 filter_result policy_gate::filter_response(gate_ticket& ticket, std::string_view message,
                                            std::string& out) {
   auto& t = static_cast<policy_ticket&>(ticket);
-  if (!t.who_ || !t.who_->grant) return filter_result::unchanged;
-  switch (policy::filter_tools_list(message, *t.who_->grant, access_->hide_denied_tools(),
+  if (!t.who_ || !t.policy_) return filter_result::unchanged;
+  switch (policy::filter_tools_list(message, *t.policy_, access_->hide_denied_tools(),
                                     list_scratch_, out)) {
     case policy::filter_outcome::unchanged:
       return filter_result::unchanged;

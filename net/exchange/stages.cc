@@ -76,7 +76,7 @@ class authenticate_stage final : public stage {
   stage_result run(exchange& ex, shard_context& ctx) override {
     gate& g = ctx.current_gate();
     if (!ex.ticket || !g.owns(*ex.ticket)) ex.ticket = g.new_ticket();
-    request_view view{ex.method, ex.authorization, {}, ex.protocol_version};
+    request_view view{ex.method, ex.authorization, {}, ex.protocol_version, {}};
     gate_reply denied;
     if (g.admit(view, *ex.ticket, denied)) return stage_result::proceed;
     ex.reply = {denied.http_status,
@@ -241,7 +241,8 @@ class decide_stage final : public stage {
       ctx.record->prepare(ex.record, nullptr, ex.subject(), ctx.labels());
       return stage_result::proceed;
     }
-    request_view view{ex.method, ex.authorization, ex.session_id, ex.protocol_version};
+    request_view view{ex.method, ex.authorization, ex.session_id, ex.protocol_version,
+                      ex.target->server};
     gate_reply denied;
     bool allowed = ctx.current_gate().decide(view, ex.messages, *ex.ticket, denied);
     ctx.record->prepare(ex.record, &ex.messages, ex.subject(), ctx.labels());

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "core/shard.h"
-#include "net/upstream/stdio/bridge.h"
+#include "net/observe/stdio_stats.h"
 
 namespace mcpgate::net {
 namespace {
@@ -339,45 +339,62 @@ std::string metrics_registry::render() const {
                 "Shards whose audit writer is failing or over its backlog limit.");
   append_sample(out, "mcpgate_audit_unhealthy_shards", unhealthy);
 
-  if (const stdio_bridge_stats* b = stdio_.load(std::memory_order_acquire)) {
+  std::vector<const stdio_bridge_stats*> bridges;
+  {
+    std::lock_guard lock(labels_mu_);
+    bridges = stdio_;
+  }
+  if (!bridges.empty()) {
+    // Summed over the stdio upstreams (one bridge each).
+    auto sum = [&](shard_stats::counter stdio_bridge_stats::*member) {
+      uint64_t total = 0;
+      for (const stdio_bridge_stats* b : bridges) total += (b->*member).get();
+      return total;
+    };
     append_family(out, "mcpgate_stdio_processes", "gauge", "stdio upstream children running.");
-    append_sample(out, "mcpgate_stdio_processes", b->processes_running.get());
+    append_sample(out, "mcpgate_stdio_processes", sum(&stdio_bridge_stats::processes_running));
     append_family(out, "mcpgate_stdio_sessions", "gauge", "MCP sessions open on the stdio bridge.");
-    append_sample(out, "mcpgate_stdio_sessions", b->sessions_open.get());
+    append_sample(out, "mcpgate_stdio_sessions", sum(&stdio_bridge_stats::sessions_open));
     append_family(out, "mcpgate_stdio_spawned_total", "counter", "stdio children started.");
-    append_sample(out, "mcpgate_stdio_spawned_total", b->spawned.get());
+    append_sample(out, "mcpgate_stdio_spawned_total", sum(&stdio_bridge_stats::spawned));
     append_family(out, "mcpgate_stdio_spawn_failures_total", "counter",
                   "stdio children that could not be started.");
-    append_sample(out, "mcpgate_stdio_spawn_failures_total", b->spawn_failures.get());
+    append_sample(out, "mcpgate_stdio_spawn_failures_total",
+                  sum(&stdio_bridge_stats::spawn_failures));
     append_family(out, "mcpgate_stdio_exits_total", "counter", "stdio children that ended.");
-    append_sample(out, "mcpgate_stdio_exits_total", b->exits.get());
+    append_sample(out, "mcpgate_stdio_exits_total", sum(&stdio_bridge_stats::exits));
     append_family(out, "mcpgate_stdio_crashes_total", "counter",
                   "stdio children that ended on their own soon after starting (crash loop).");
-    append_sample(out, "mcpgate_stdio_crashes_total", b->crashes.get());
+    append_sample(out, "mcpgate_stdio_crashes_total", sum(&stdio_bridge_stats::crashes));
     append_family(out, "mcpgate_stdio_refused_total", "counter",
                   "initialize requests refused, by reason.");
     out += "mcpgate_stdio_refused_total{reason=\"max_processes\"} ";
-    append_uint(out, b->refused_over_cap.get());
+    append_uint(out, sum(&stdio_bridge_stats::refused_over_cap));
     out += "\nmcpgate_stdio_refused_total{reason=\"max_processes_per_identity\"} ";
-    append_uint(out, b->refused_over_identity_cap.get());
+    append_uint(out, sum(&stdio_bridge_stats::refused_over_identity_cap));
     out += "\nmcpgate_stdio_refused_total{reason=\"crash_backoff\"} ";
-    append_uint(out, b->refused_backoff.get());
+    append_uint(out, sum(&stdio_bridge_stats::refused_backoff));
     out += '\n';
     append_family(out, "mcpgate_stdio_backoff_seconds", "gauge",
-                  "Time left before a crash-looping stdio upstream may start again.");
-    int64_t left = b->backoff_until_ns.load(std::memory_order_relaxed) - core::monotonic_ns();
+                  "Time left before a crash-looping stdio upstream may start again (the longest).");
+    int64_t left = 0;
+    for (const stdio_bridge_stats* b : bridges)
+      left = std::max(left,
+                      b->backoff_until_ns.load(std::memory_order_relaxed) - core::monotonic_ns());
     out += "mcpgate_stdio_backoff_seconds ";
     out += std::to_string(left > 0 ? static_cast<double>(left) / 1e9 : 0.0);
     out += '\n';
     append_family(out, "mcpgate_stdio_messages_dropped_total", "counter",
                   "Server messages with no open stream or queue room, and unmatched responses.");
-    append_sample(out, "mcpgate_stdio_messages_dropped_total", b->messages_dropped.get());
+    append_sample(out, "mcpgate_stdio_messages_dropped_total",
+                  sum(&stdio_bridge_stats::messages_dropped));
   }
   return out;
 }
 
 void metrics_registry::attach_stdio(const stdio_bridge_stats* stats) {
-  stdio_.store(stats, std::memory_order_release);
+  std::lock_guard lock(labels_mu_);
+  stdio_.push_back(stats);
 }
 
 }  // namespace mcpgate::net

@@ -177,7 +177,8 @@ class metrics_registry {
   // rendering goes on. The stats must outlive the registry, or be detached (nullptr) first.
   void attach_audit(unsigned shard, const core::log_writer_stats* stats);
 
-  // The stdio bridge's counters, rendered as mcpgate_stdio_*; they must outlive the registry.
+  // A stdio bridge's counters, rendered (summed over bridges) as mcpgate_stdio_*; they must
+  // outlive the registry. Control plane.
   void attach_stdio(const stdio_bridge_stats* stats);
 
   // Prometheus text exposition format 0.0.4, summed over shards.
@@ -186,8 +187,8 @@ class metrics_registry {
  private:
   std::vector<std::unique_ptr<shard_metrics>> shards_;
   std::vector<std::unique_ptr<std::atomic<const core::log_writer_stats*>>> audit_;
-  std::atomic<const stdio_bridge_stats*> stdio_{nullptr};
-  mutable std::mutex labels_mu_;  // control plane only: set_labels() and render()
+  mutable std::mutex labels_mu_;  // control plane only: set_labels(), attach_stdio(), render()
+  std::vector<const stdio_bridge_stats*> stdio_;
   std::shared_ptr<const metric_labels> labels_;
 };
 

@@ -30,6 +30,7 @@ policy::access_config_source access_source(const gateway_settings& s) {
   auto style = policy::parse_deny_style(s.deny_as);
   src.deny_as = style ? *style : policy::deny_style::result;
   src.hide_denied_tools = s.hide_denied_tools;
+  for (const upstream_spec& spec : s.upstreams) src.servers.push_back(spec.name);
   return src;
 }
 
@@ -42,7 +43,7 @@ bool looks_like_config(const std::string& file) {
   for (auto field : top) {
     std::string_view k = field.key;
     if (k == "listen" || k == "upstream" || k == "identities" || k == "grants" || k == "policy" ||
-        k == "shards" || k == "limits" || k == "audit" || k == "admin")
+        k == "shards" || k == "limits" || k == "audit" || k == "admin" || k == "upstreams")
       return true;
   }
   return false;
@@ -145,7 +146,7 @@ int check_files(const std::vector<std::string>& files) {
       if (looks_like_config(file)) {
         gateway_settings s;
         load_config_file(file, s);
-        resolve_config(s, nullptr, nullptr, nullptr, 1);
+        resolve_config(s, {}, nullptr, nullptr, 1);
         policy::counter_store counters;
         auto access = policy::load_access_config(access_source(s), counters);
         std::printf("%s: valid gateway config\n", file.c_str());

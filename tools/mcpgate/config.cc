@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 #include "core/child_process.h"
@@ -160,15 +161,42 @@ void load_audit(const reader& r, element e, gateway_settings& s) {
   if (s.audit.empty()) r.fail("$.audit.path", "missing: the audit object needs a path");
 }
 
-// "upstream": {"command": [...], "env": {...}, "cwd": "...", "shared": ..., ...}
-void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
-  auto stdio = std::make_shared<net::stdio_upstream_config>();
-  std::vector<std::pair<std::string, std::string>> env;
+// An upstream object: {"url": "http://..."} (Streamable HTTP) or {"command": [...]} (stdio),
+// with the options both share (timeouts, pool, forward_authorization) and, for a named one of
+// "upstreams", its "path". `at` is its JSON path ("$.upstream", "$.upstreams.python").
+void load_upstream_spec(const reader& r, element e, const std::string& at,
+                        const std::string& base_dir, bool named, upstream_spec& spec) {
   simdjson::dom::object upstream = e.get_object().value_unsafe();
+  bool url = false, command = false;
+  for (auto [key_view, value] : upstream) {
+    url = url || key_view == "url";
+    command = command || key_view == "command";
+  }
+  if (url && command)
+    r.fail(at, "expected either \"url\" (Streamable HTTP) or \"command\" (stdio), got both");
+  // Without a url it is a stdio upstream, which says what it lacks below.
+  std::shared_ptr<net::stdio_upstream_config> stdio;
+  if (!url) stdio = std::make_shared<net::stdio_upstream_config>();
+  std::vector<std::pair<std::string, std::string>> env;
+  upstream_overrides& o = spec.options;
   for (auto [key_view, value] : upstream) {
     std::string key(key_view);
-    std::string path = "$.upstream." + key;
-    if (key == "command") {
+    std::string path = at + "." + key;
+    if (key == "url") {
+      spec.url = r.get_string(value, path);
+    } else if (key == "path" && named) {
+      spec.path = r.get_string(value, path);
+    } else if (key == "forward_authorization") {
+      o.forward_authorization = r.get_bool(value, path);
+    } else if (key == "connect_timeout_ms") {
+      o.connect_timeout_ms = r.get_positive(value, path);
+    } else if (key == "response_timeout_ms") {
+      o.response_timeout_ms = r.get_positive(value, path);
+    } else if (key == "sse_idle_timeout_ms") {
+      o.sse_idle_timeout_ms = r.get_positive(value, path, true);
+    } else if (key == "max_idle_connections") {
+      o.max_idle = static_cast<uint32_t>(r.get_positive(value, path, true));
+    } else if (stdio && key == "command") {
       if (!value.is_array())
         r.fail(path, "expected an array of strings [\"program\", \"arg\", ...], got " +
                          type_name(value.type()));
@@ -176,7 +204,7 @@ void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
       simdjson::dom::array words = value.get_array().value_unsafe();
       for (element word : words)
         stdio->command.argv.push_back(r.get_string(word, path + "[" + std::to_string(i++) + "]"));
-    } else if (key == "env") {
+    } else if (stdio && key == "env") {
       if (!value.is_object())
         r.fail(path, "expected an object of strings, got " + type_name(value.type()));
       simdjson::dom::object vars = value.get_object().value_unsafe();
@@ -186,32 +214,39 @@ void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
           r.fail(path, "expected variable names without '=', got \"" + n + "\"");
         env.emplace_back(n, r.get_string(v, path + "." + n));
       }
-    } else if (key == "cwd") {
+    } else if (stdio && key == "cwd") {
       stdio->command.cwd = r.get_string(value, path);
-    } else if (key == "shared") {
+    } else if (stdio && key == "shared") {
       stdio->shared = r.get_bool(value, path);
-    } else if (key == "max_processes") {
+    } else if (stdio && key == "max_processes") {
       stdio->max_processes = static_cast<uint32_t>(r.get_positive(value, path));
-    } else if (key == "max_processes_per_identity") {
+    } else if (stdio && key == "max_processes_per_identity") {
       stdio->max_processes_per_identity = static_cast<uint32_t>(r.get_positive(value, path));
-    } else if (key == "session_idle_timeout_ms") {
+    } else if (stdio && key == "session_idle_timeout_ms") {
       stdio->session_idle_timeout_ms = r.get_positive(value, path, true);
-    } else if (key == "end_session_on_disconnect") {
+    } else if (stdio && key == "end_session_on_disconnect") {
       stdio->end_session_on_disconnect = r.get_bool(value, path);
-    } else if (key == "kill_grace_ms") {
+    } else if (stdio && key == "kill_grace_ms") {
       stdio->kill_grace_ms = r.get_positive(value, path);
     } else {
-      r.fail(path,
-             "unknown key (known for a stdio upstream: command, env, cwd, shared, max_processes, "
-             "max_processes_per_identity, session_idle_timeout_ms, end_session_on_disconnect, "
-             "kill_grace_ms; an HTTP upstream is {\"url\": ...})");
+      std::string common =
+          std::string(named ? "path, " : "") +
+          "forward_authorization, connect_timeout_ms, response_timeout_ms, sse_idle_timeout_ms, "
+          "max_idle_connections";
+      r.fail(path, stdio ? "unknown key (known for a stdio upstream: command, env, cwd, shared, "
+                           "max_processes, max_processes_per_identity, session_idle_timeout_ms, "
+                           "end_session_on_disconnect, kill_grace_ms, " +
+                               common + ")"
+                         : "unknown key (known for an HTTP upstream: url, " + common + ")");
     }
   }
+  if (!stdio) return;
   if (stdio->command.argv.empty() || stdio->command.argv[0].empty())
-    r.fail("$.upstream.command", "missing: a stdio upstream needs the program to start");
+    r.fail(at + ".command",
+           "missing: a stdio upstream needs the program to start (an HTTP upstream has \"url\")");
   // A relative working directory is relative to the config file, as policy paths are.
   if (!stdio->command.cwd.empty())
-    stdio->command.cwd = (std::filesystem::path(s.base_dir) / stdio->command.cwd).string();
+    stdio->command.cwd = (std::filesystem::path(base_dir) / stdio->command.cwd).string();
   if (!env.empty()) {
     // The child gets the gateway's environment with these set on top.
     for (char** v = environ; *v; ++v) {
@@ -223,41 +258,37 @@ void load_stdio_upstream(const reader& r, element e, gateway_settings& s) {
     }
     for (auto& [n, value] : env) stdio->command.env.push_back(n + "=" + value);
   }
-  s.stdio = std::move(stdio);
-  s.upstream = describe_command(s.stdio->command.argv);
+  spec.stdio = std::move(stdio);
 }
 
-// "upstream": {"url": "http://...", "forward_authorization": true}
-void load_http_upstream(const reader& r, element e, gateway_settings& s) {
-  simdjson::dom::object upstream = e.get_object().value_unsafe();
-  for (auto [key_view, value] : upstream) {
-    std::string key(key_view);
-    std::string path = "$.upstream." + key;
-    if (key == "url")
-      s.upstream = r.get_string(value, path);
-    else if (key == "forward_authorization")
-      s.upstream_defaults.forward_authorization = r.get_bool(value, path);
-    else
-      r.fail(path, "unknown key (known for an HTTP upstream: url, forward_authorization)");
+// "upstreams": {"<name>": {upstream object, "path": "/mcp/<name>"}, ...}
+void load_named_upstreams(const reader& r, element e, gateway_settings& s) {
+  if (!e.is_object())
+    r.fail("$.upstreams", "expected an object of named upstreams, got " + type_name(e.type()));
+  simdjson::dom::object named = e.get_object().value_unsafe();
+  for (auto [key_view, value] : named) {
+    std::string name(key_view);
+    std::string at = "$.upstreams." + name;
+    if (name.empty() ||
+        name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+      r.fail(at, "expected a name of lowercase letters, digits and '-', got \"" + name + "\"");
+    if (name == "default") r.fail(at, "\"default\" is the name of the \"upstream\" key's upstream");
+    if (!value.is_object())
+      r.fail(at, "expected an object {\"url\": ...} or {\"command\": [...]}, got " +
+                     type_name(value.type()));
+    upstream_spec spec;
+    spec.name = name;
+    load_upstream_spec(r, value, at, s.base_dir, true, spec);
+    if (spec.path.empty()) spec.path = "/mcp/" + name;
+    if (spec.path[0] != '/')
+      r.fail(at + ".path",
+             "expected an absolute path starting with '/', got \"" + spec.path + "\"");
+    for (const upstream_spec& other : s.upstreams)
+      if (other.path == spec.path)
+        r.fail(at + ".path",
+               "\"" + spec.path + "\" is also the path of upstream \"" + other.name + "\"");
+    s.upstreams.push_back(std::move(spec));
   }
-  s.stdio = nullptr;
-}
-
-// An upstream object names a URL (Streamable HTTP) or a command (stdio), never both.
-void load_upstream_object(const reader& r, element e, gateway_settings& s) {
-  simdjson::dom::object upstream = e.get_object().value_unsafe();
-  bool url = false, command = false;
-  for (auto [key_view, value] : upstream) {
-    url = url || key_view == "url";
-    command = command || key_view == "command";
-  }
-  if (url && command)
-    r.fail("$.upstream",
-           "expected either \"url\" (Streamable HTTP) or \"command\" (stdio), got both");
-  if (url)
-    load_http_upstream(r, e, s);
-  else
-    load_stdio_upstream(r, e, s);
 }
 
 // "admin": "HOST:PORT" or {"listen": "HOST:PORT", "token_sha256": "<hex>"}
@@ -345,14 +376,22 @@ void load_config_text(std::string_view text, const std::string& file, const std:
     std::string path = "$." + key;
     if (key == "listen")
       s.listen = r.get_string(value, path);
-    else if (key == "upstream" && value.is_object())
-      load_upstream_object(r, value, s);
+    else if (key == "upstream" && value.is_object()) {
+      s.upstream_given = true;
+      upstream_spec spec;
+      load_upstream_spec(r, value, "$.upstream", s.base_dir, false, spec);
+      s.stdio = spec.stdio;
+      s.upstream = s.stdio ? describe_command(s.stdio->command.argv) : spec.url;
+      s.default_options = spec.options;
+    } else if (key == "upstreams")
+      load_named_upstreams(r, value, s);
     else if (key == "upstream") {
       if (!value.is_string())
         r.fail(path, "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
                          type_name(value.type()));
       s.upstream = r.get_string(value, path);
       s.stdio = nullptr;
+      s.upstream_given = true;
     } else if (key == "shards")
       s.shards = static_cast<unsigned>(r.get_positive(value, path));
     else if (key == "path")
@@ -391,7 +430,7 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       r.fail(path,
              "unknown key (known: listen, upstream, shards, path, policy, audit, admin, "
              "deny_as, hide_denied_tools, allowed_origins, allowed_hosts, identities, grants, "
-             "limits)");
+             "limits, upstreams)");
   }
 }
 
@@ -402,6 +441,7 @@ void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {
   if (cl.upstream) {
     s.upstream = *cl.upstream;
     s.stdio = nullptr;
+    s.upstream_given = true;
   }
   if (cl.upstream_command) {
     core::split_result words = core::split_command_line(*cl.upstream_command);
@@ -416,6 +456,7 @@ void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {
     stdio->command.argv = std::move(words.words);
     s.stdio = std::move(stdio);
     s.upstream = describe_command(s.stdio->command.argv);
+    s.upstream_given = true;
   }
   if (cl.path) s.path = *cl.path;
   if (cl.policy) s.policy = *cl.policy;
@@ -424,32 +465,55 @@ void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {
   if (cl.shards) s.shards = *cl.shards;
 }
 
+bool serves_default_upstream(const gateway_settings& s) {
+  return s.upstream_given || s.upstreams.empty();
+}
+
 std::shared_ptr<const net::gateway_config> resolve_config(
-    const gateway_settings& s, const net::endpoint* bridge,
+    const gateway_settings& s, const std::map<std::string, net::endpoint>& bridges,
     std::shared_ptr<const net::gate_config> gate, std::shared_ptr<core::log_file> audit_file,
     uint64_t generation) {
   auto c = std::make_shared<net::gateway_config>(s.wire);
   c->generation = generation;
   std::string where = s.config_file.empty() ? "" : " (or " + s.config_file + ")";
   c->listen = net::parse_host_port(s.listen, "--listen" + where);
-  net::upstream_target up = s.upstream_defaults;
-  up.name = "default";
-  if (s.stdio) {
-    if (bridge) up.where = *bridge;
-    up.host_header = "stdio";
-    up.path = "/mcp";
-    up.stdio = true;
-  } else {
-    net::http_url url = net::parse_http_url(s.upstream, "--upstream" + where);
-    up.where = url.where;
-    up.host_header = url.host_header;
-    up.path = url.path;
-  }
-  std::string path = s.path.empty() ? up.path : s.path;
-  if (path.empty() || path[0] != '/')
-    throw std::invalid_argument("path: expected an absolute path starting with '/', got '" + path +
-                                "'");
-  c->serve_one(std::move(up), path);
+  c->upstreams.clear();
+  c->routes.clear();
+  // A stdio upstream is its bridge's Unix socket to the shards.
+  auto add = [&](const std::string& name, const std::string& url, bool stdio,
+                 const upstream_overrides& options, const std::string& client_path,
+                 const std::string& what) {
+    net::upstream_target up = options.over(s.upstream_defaults);
+    up.name = name;
+    if (stdio) {
+      if (auto it = bridges.find(name); it != bridges.end()) up.where = it->second;
+      up.host_header = "stdio";
+      up.path = "/mcp";
+      up.stdio = true;
+    } else {
+      net::http_url parsed = net::parse_http_url(url, what);
+      up.where = parsed.where;
+      up.host_header = parsed.host_header;
+      up.path = parsed.path;
+    }
+    std::string path = client_path.empty() ? up.path : client_path;
+    if (path.empty() || path[0] != '/')
+      throw std::invalid_argument("path: expected an absolute path starting with '/', got '" +
+                                  path + "'");
+    for (const net::route& r : c->routes)
+      if (r.path == path)
+        throw std::invalid_argument(what + ": the path " + path + " is also upstream " +
+                                    c->upstreams[r.upstream].name + "'s");
+    // The single upstream takes the grant's own policy; a named one its grants' policy for it.
+    c->routes.push_back({path, static_cast<uint32_t>(c->upstreams.size()),
+                         name == "default" ? std::string() : name});
+    c->upstreams.push_back(std::move(up));
+  };
+  if (serves_default_upstream(s))
+    add("default", s.upstream, s.stdio != nullptr, s.default_options, s.path, "--upstream" + where);
+  for (const upstream_spec& spec : s.upstreams)
+    add(spec.name, spec.url, spec.stdio != nullptr, spec.options, spec.path,
+        "$.upstreams." + spec.name + where);
   if (gate) c->gate = std::move(gate);
   c->audit.file = std::move(audit_file);
   return c;
@@ -488,19 +552,59 @@ std::vector<std::string> keep_restart_only(const net::gateway_config& running,
     changed.push_back("listen");
     next.listen = running.listen;
   }
-  bool upstreams_same = running.upstreams.size() == next.upstreams.size();
-  for (size_t i = 0; upstreams_same && i < running.upstreams.size(); ++i)
-    upstreams_same = same_upstream(running.upstreams[i], next.upstreams[i]);
-  if (!upstreams_same || !same_stdio(started.stdio.get(), fresh.stdio.get())) {
-    changed.push_back("upstream");
-    next.upstreams = running.upstreams;
+  // Upstreams and their routes: the pools, bridges and children run as started.
+  auto stdio_of = [](const gateway_settings& s,
+                     const std::string& name) -> const net::stdio_upstream_config* {
+    if (name == "default") return s.stdio.get();
+    for (const upstream_spec& spec : s.upstreams)
+      if (spec.name == name) return spec.stdio.get();
+    return nullptr;
+  };
+  bool moved = running.upstreams.size() != next.upstreams.size() ||
+               running.routes.size() != next.routes.size();
+  for (size_t i = 0; i < running.upstreams.size(); ++i) {
+    const std::string& name = running.upstreams[i].name;
+    std::string key = name == "default" ? "upstream" : "upstreams." + name;
+    const net::upstream_target* now = nullptr;
+    for (const net::upstream_target& t : next.upstreams)
+      if (t.name == name) now = &t;
+    if (!now) {
+      changed.push_back(key + " (removed)");
+      moved = true;
+      continue;
+    }
+    if (!same_upstream(running.upstreams[i], *now) ||
+        !same_stdio(stdio_of(started, name), stdio_of(fresh, name)))
+      changed.push_back(key);
+    for (size_t r = 0; r < running.routes.size(); ++r) {
+      if (running.routes[r].upstream != i) continue;
+      bool same_path = false;
+      for (const net::route& nr : next.routes)
+        same_path = same_path ||
+                    (nr.path == running.routes[r].path && next.upstreams[nr.upstream].name == name);
+      if (!same_path) {
+        changed.push_back(key + (name == "default" ? " path" : ".path"));
+        moved = true;
+      }
+    }
   }
-  bool routes_same = running.routes.size() == next.routes.size();
-  for (size_t i = 0; routes_same && i < running.routes.size(); ++i)
-    routes_same = running.routes[i].path == next.routes[i].path &&
-                  running.routes[i].upstream == next.routes[i].upstream;
-  if (!routes_same) {
-    changed.push_back("path");
+  for (const net::upstream_target& t : next.upstreams) {
+    bool known = false;
+    for (const net::upstream_target& r : running.upstreams) known = known || r.name == t.name;
+    if (!known) changed.push_back("upstreams." + t.name + " (added)");
+  }
+  if (moved || !changed.empty()) {
+    // Timeouts and pool sizes of an upstream that stays may change live; the set, addresses
+    // and paths may not.
+    std::vector<net::upstream_target> kept = running.upstreams;
+    for (net::upstream_target& k : kept)
+      for (const net::upstream_target& t : next.upstreams)
+        if (t.name == k.name && same_upstream(k, t)) {
+          net::endpoint where = k.where;
+          k = t;
+          k.where = where;
+        }
+    next.upstreams = std::move(kept);
     next.routes = running.routes;
   }
   if (started.shards != fresh.shards) changed.push_back("shards");

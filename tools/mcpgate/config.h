@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,31 @@ namespace mcpgate::tools {
 struct command_line_overrides {
   std::optional<std::string> listen, upstream, upstream_command, path, policy, audit, admin;
   std::optional<unsigned> shards;
+};
+
+// What an upstream object sets for itself over the defaults (limits.*, top-level keys).
+struct upstream_overrides {
+  std::optional<bool> forward_authorization;
+  std::optional<int64_t> connect_timeout_ms, response_timeout_ms, sse_idle_timeout_ms;
+  std::optional<uint32_t> max_idle;
+  // `defaults` with these applied.
+  net::upstream_target over(net::upstream_target defaults) const {
+    if (forward_authorization) defaults.forward_authorization = *forward_authorization;
+    if (connect_timeout_ms) defaults.connect_timeout_ms = *connect_timeout_ms;
+    if (response_timeout_ms) defaults.response_timeout_ms = *response_timeout_ms;
+    if (sse_idle_timeout_ms) defaults.sse_idle_timeout_ms = *sse_idle_timeout_ms;
+    if (max_idle) defaults.max_idle = *max_idle;
+    return defaults;
+  }
+};
+
+// One of the config's "upstreams": a Streamable HTTP URL or a stdio command, at a path.
+struct upstream_spec {
+  std::string name;
+  std::string url;  // empty for a stdio upstream
+  std::shared_ptr<net::stdio_upstream_config> stdio;
+  std::string path;  // where clients reach it
+  upstream_overrides options;
 };
 
 // Everything the gateway runs with, after the config file and the command line are merged.
@@ -39,8 +65,11 @@ struct gateway_settings {
   size_t max_session_counters_per_identity = 256;
   // Wire settings: limits, timeouts, Host rules, the audit log's options, the session key.
   net::gateway_config wire;
-  // Defaults of every upstream (limits.upstream_*_timeout_ms, "forward_authorization").
+  // Defaults of every upstream (limits.upstream_*_timeout_ms).
   net::upstream_target upstream_defaults;
+  upstream_overrides default_options;    // the "upstream" object's own
+  std::vector<upstream_spec> upstreams;  // the config's "upstreams", in file order
+  bool upstream_given = false;           // "upstream" or a flag named the single upstream
   command_line_overrides command_line;
 };
 
@@ -67,9 +96,13 @@ void apply_command_line(const command_line_overrides& cl, gateway_settings& into
 // stdio one reached through the bridge's socket, `bridge`) and its route, the gate and the
 // audit file. Throws std::invalid_argument naming the flag or key.
 std::shared_ptr<const net::gateway_config> resolve_config(
-    const gateway_settings& s, const net::endpoint* bridge,
+    const gateway_settings& s, const std::map<std::string, net::endpoint>& bridges,
     std::shared_ptr<const net::gate_config> gate, std::shared_ptr<core::log_file> audit_file,
     uint64_t generation);
+
+// Whether the single-upstream shorthand ("upstream", --upstream, --upstream-command, or the
+// default when no "upstreams" are named) serves an upstream named "default".
+bool serves_default_upstream(const gateway_settings& s);
 
 // A reload cannot move the listener, the upstreams, the admin listener, the audit file or the
 // shards' buffers: where `next` (built from `fresh`) differs from the running generation in

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <cxxopts.hpp>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -90,11 +91,28 @@ tools::gateway_settings reread(const tools::gateway_settings& current) {
 }
 
 int run(const tools::gateway_settings& settings) {
-  // A stdio upstream is served by the bridge thread on a Unix socket the shards connect to.
-  net::stdio_bridge::bound_socket bridge_socket;
-  if (settings.stdio) {
-    bridge_socket = net::stdio_bridge::bind_socket();
-    if (bridge_socket.fd < 0) return fail(bridge_socket.error);
+  // Each stdio upstream is served by a bridge thread of its own, on a Unix socket the shards
+  // connect to as to any upstream.
+  struct stdio_bridge_run {
+    std::string name;
+    std::shared_ptr<const net::stdio_upstream_config> config;
+    net::stdio_bridge::bound_socket socket;
+    std::unique_ptr<net::stdio_bridge_stats> stats = std::make_unique<net::stdio_bridge_stats>();
+    std::unique_ptr<core::shard_group> group;
+  };
+  std::vector<stdio_bridge_run> bridges;
+  if (settings.stdio && tools::serves_default_upstream(settings))
+    bridges.push_back(
+        {"default", settings.stdio, {}, std::make_unique<net::stdio_bridge_stats>(), {}});
+  for (const tools::upstream_spec& spec : settings.upstreams)
+    if (spec.stdio)
+      bridges.push_back(
+          {spec.name, spec.stdio, {}, std::make_unique<net::stdio_bridge_stats>(), {}});
+  std::map<std::string, net::endpoint> bridge_at;
+  for (stdio_bridge_run& b : bridges) {
+    b.socket = net::stdio_bridge::bind_socket();
+    if (b.socket.fd < 0) return fail(b.socket.error);
+    bridge_at[b.name] = b.socket.at;
   }
   std::shared_ptr<core::log_file> audit_file;
   if (!settings.audit.empty()) {
@@ -109,7 +127,6 @@ int run(const tools::gateway_settings& settings) {
   std::shared_ptr<const net::gate_config> gate;
   // The configuration generation in force; a reload makes the next one.
   std::shared_ptr<const net::gateway_config> wire;
-  const net::endpoint* bridge_at = settings.stdio ? &bridge_socket.at : nullptr;
   try {
     gate = tools::load_gate(settings, counters);
     wire = tools::resolve_config(settings, bridge_at, gate, audit_file, 1);
@@ -210,16 +227,13 @@ int run(const tools::gateway_settings& settings) {
     admin = std::move(started.server);
     admin_host = options.host;
   }
-  net::stdio_bridge_stats bridge_stats;
-  std::unique_ptr<core::shard_group> bridge;
-  if (settings.stdio) {
-    metrics.attach_stdio(&bridge_stats);
-    bridge = std::make_unique<core::shard_group>(1, 4096, 10'000'000);
-    std::shared_ptr<const net::stdio_upstream_config> stdio = settings.stdio;
-    std::string why = bridge->start([&](unsigned) {
-      return std::make_unique<net::stdio_bridge>(stdio, bridge_socket.fd, bridge_stats);
+  for (stdio_bridge_run& b : bridges) {
+    metrics.attach_stdio(b.stats.get());
+    b.group = std::make_unique<core::shard_group>(1, 4096, 10'000'000);
+    std::string why = b.group->start([&](unsigned) {
+      return std::make_unique<net::stdio_bridge>(b.config, b.socket.fd, *b.stats);
     });
-    if (!why.empty()) return fail("stdio bridge: " + why);
+    if (!why.empty()) return fail("stdio bridge of upstream " + b.name + ": " + why);
   }
 
   core::shard_group group(shards, 4096, 10'000'000);
@@ -310,10 +324,8 @@ int run(const tools::gateway_settings& settings) {
     group.broadcast(m);
     group.join();
     // The shards are done with the bridge: end every child (SIGTERM, then SIGKILL), reap them.
-    if (bridge) {
-      bridge->broadcast(m);
-      bridge->join();
-    }
+    for (stdio_bridge_run& b : bridges) b.group->broadcast(m);
+    for (stdio_bridge_run& b : bridges) b.group->join();
     if (admin) admin->stop();
     std::fprintf(stderr, "mcpgate: drained, exiting\n");
     return 0;

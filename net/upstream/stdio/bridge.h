@@ -12,6 +12,7 @@
 #include "core/shard.h"
 #include "net/address.h"
 #include "net/observe/shard_stats.h"
+#include "net/observe/stdio_stats.h"
 #include "net/upstream/stdio/message.h"
 
 namespace mcpgate::net {
@@ -38,21 +39,6 @@ struct stdio_upstream_config {
   int64_t restart_backoff_max_ms = 30'000;
   size_t max_line_bytes = 16 * 1024 * 1024;  // one message from the child; longer: protocol error
   size_t max_queued_bytes = 1024 * 1024;     // per session, server messages waiting for a GET
-};
-
-// What the bridge counts; written by the bridge thread, read by the metrics renderer.
-struct stdio_bridge_stats {
-  shard_stats::counter processes_running;
-  shard_stats::counter sessions_open;
-  shard_stats::counter spawned;
-  shard_stats::counter spawn_failures;
-  shard_stats::counter exits;    // every child that ended, whoever ended it
-  shard_stats::counter crashes;  // ended on its own before min_uptime_ms
-  shard_stats::counter refused_over_cap;
-  shard_stats::counter refused_over_identity_cap;
-  shard_stats::counter refused_backoff;
-  shard_stats::counter messages_dropped;  // server messages with nowhere to go
-  std::atomic<int64_t> backoff_until_ns{0};
 };
 
 // Bridges Streamable HTTP to stdio children. It runs on a thread of its own (a one-reactor

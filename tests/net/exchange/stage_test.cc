@@ -115,9 +115,9 @@ class HeldExchange : public ::testing::Test {
   }
 
   // One file per test: ctest runs them as processes side by side.
-  std::string audit_path_ =
-      ::testing::TempDir() + "held_exchange_" +
-      ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".log";
+  std::string audit_path_ = ::testing::TempDir() + "held_exchange_" +
+                            ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                            ".log";
   scripted_upstream up_{answer_json};
   policy::counter_store counters_;
   hold_log log_;
