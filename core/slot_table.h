@@ -63,11 +63,12 @@ class slot_table {
 
   uint32_t live() const { return live_; }
 
-  // Every slot ever made, live or not, for sweeps (drain, shutdown).
+  // Calls f on every live object, for sweeps (drain, shutdown, timers). f may acquire and
+  // release: objects made during the sweep may or may not be visited.
   template <typename F>
   void for_each_live(F&& f) {
-    for (auto& item : items_)
-      if (item->live) f(*item);
+    for (size_t i = 0; i < items_.size(); ++i)
+      if (items_[i]->live) f(*items_[i]);
   }
 
  private:

@@ -2,10 +2,11 @@
 
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
-#include <sys/random.h>
 
 #include <cstdlib>
 #include <cstring>
+
+#include "core/random.h"
 
 namespace mcpgate::net {
 namespace {
@@ -84,11 +85,7 @@ bool header_safe(std::string_view id) {
 
 session_key random_session_key() {
   session_key key{};
-  size_t got = 0;
-  while (got < key.size()) {
-    ssize_t n = ::getrandom(key.data() + got, key.size() - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
+  core::random_bytes(key.data(), key.size());
   return key;
 }
 

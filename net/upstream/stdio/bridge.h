@@ -10,6 +10,7 @@
 #include "core/child_process.h"
 #include "core/send_queue.h"
 #include "core/shard.h"
+#include "core/slot_table.h"
 #include "net/address.h"
 #include "net/observe/shard_stats.h"
 #include "net/observe/stdio_stats.h"
@@ -136,17 +137,12 @@ class stdio_bridge final : public core::shard_handler {
   core::reactor* reactor_ = nullptr;
   stdio_message_scanner scanner_;
 
-  std::vector<std::unique_ptr<conn>> conns_;
-  std::vector<uint32_t> free_conns_;
-  std::vector<std::unique_ptr<process>> processes_;
-  std::vector<uint32_t> free_processes_;
-  std::vector<std::unique_ptr<session>> sessions_;
-  std::vector<uint32_t> free_sessions_;
+  core::slot_table<conn> conns_;
+  core::slot_table<process> processes_;
+  core::slot_table<session> sessions_;
   std::unordered_map<std::string, uint32_t> session_ids_;  // Mcp-Session-Id -> session slot
   std::map<std::string, uint32_t, std::less<>> identity_processes_;  // children per identity
   uint32_t shared_process_ = UINT32_MAX;                             // shared mode: the one child
-  uint32_t live_processes_ = 0;
-  uint32_t open_conns_ = 0;
   uint32_t consecutive_crashes_ = 0;
   int64_t next_start_ns_ = 0;   // crash-loop backoff
   uint64_t next_child_id_ = 0;  // shared mode: ids given to requests on the way to the child
