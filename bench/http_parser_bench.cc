@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/http/chunked.h"
 #include "net/http/parser.h"
 #include "net/http/sse.h"
 

@@ -12,6 +12,7 @@
 
 #include <simdjson.h>
 
+#include "net/http/chunked.h"
 #include "net/http/parser.h"
 
 namespace mcpgate::bench {

@@ -10,6 +10,7 @@
 #include "core/send_queue.h"
 #include "core/timer_wheel.h"
 #include "net/exchange/exchange.h"
+#include "net/http/chunked.h"
 #include "net/http/parser.h"
 #include "net/upstream/connection.h"
 

@@ -1,6 +1,6 @@
 #pragma once
 
-// Strict HTTP/1.1 message-head parsers and the chunked body decoder (RFC 9110, RFC 9112).
+// Strict HTTP/1.1 message-head parsers (RFC 9110, RFC 9112); chunked bodies: chunked.h.
 //
 // These see hostile bytes from clients and upstreams. Where the RFCs allow a recipient to be
 // lenient, these parsers are not: every ambiguity that two HTTP implementations could resolve
@@ -194,71 +194,6 @@ class response_head {
 // Content-Length is not checked against limits.max_body: relayed bodies may be large.
 response_head parse_response_head(std::string_view bytes, const http_limits& limits,
                                   bool request_was_head, std::size_t resume_offset = 0);
-
-enum class chunk_status { need_more, done, error };
-
-struct chunk_step {
-  std::size_t consumed = 0;  // bytes of the input that belong to the chunked body
-  chunk_status status = chunk_status::need_more;
-};
-
-// An incremental decoder for one chunked body (RFC 9112 7.1), fed arbitrary splits of it.
-// Strict: chunk sizes are 1-16 hex digits with no whitespace, every line ends in CRLF,
-// extensions and trailers are bounded and free of control characters.
-class chunked_decoder {
- public:
-  explicit chunked_decoder(const http_limits& limits = {});
-
-  // Consumes a prefix of `in`. Decoded data is appended to `*out`, or only scanned when `out`
-  // is null. Stops right after the body's last byte (the trailer section's final CRLF), so
-  // bytes after it, such as a pipelined request, are left unconsumed. After done or error,
-  // consumes nothing and repeats that status.
-  chunk_step feed(std::string_view in, std::string* out);
-
-  bool done() const { return state_ == state::done; }
-  bool failed() const { return state_ == state::failed; }
-  // True when the bytes so far end exactly between chunks (or before the first one): a relay
-  // that must stop forwarding here can end the body cleanly by sending "0\r\n\r\n".
-  bool at_chunk_boundary() const { return state_ == state::size_start; }
-  // Data bytes decoded so far.
-  std::uint64_t decoded_size() const { return decoded_; }
-  // After failed(): 413 when the decoded size would pass limits.max_body, else 400.
-  int error_status() const { return error_status_; }
-  std::string_view error_reason() const { return error_reason_; }
-
- private:
-  enum class state : std::uint8_t {
-    size_start,
-    size,
-    extension,
-    size_lf,
-    data,
-    data_cr,
-    data_lf,
-    trailer_start,
-    trailer_name,
-    trailer_value,
-    trailer_lf,
-    final_lf,
-    done,
-    failed,
-  };
-
-  chunk_step fail(std::size_t consumed, int status, std::string_view reason);
-
-  std::uint64_t max_body_;
-  std::size_t max_extension_;
-  std::size_t max_trailer_;
-  state state_ = state::size_start;
-  std::uint64_t chunk_size_ = 0;
-  std::uint64_t chunk_left_ = 0;
-  std::size_t size_digits_ = 0;
-  std::size_t extension_bytes_ = 0;
-  std::size_t trailer_bytes_ = 0;
-  std::uint64_t decoded_ = 0;
-  int error_status_ = 0;
-  std::string_view error_reason_;
-};
 
 // Whether the comma-separated list `value` (e.g. a Connection or Upgrade field value) holds
 // `token`, compared ASCII case-insensitively, with OWS around elements ignored.

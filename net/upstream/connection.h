@@ -10,6 +10,7 @@
 
 #include "core/byte_buffer.h"
 #include "core/timer_wheel.h"
+#include "net/http/chunked.h"
 #include "net/http/parser.h"
 #include "net/http/sse.h"
 

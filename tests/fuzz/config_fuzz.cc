@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string_view>
 
@@ -22,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     load_config_text(text, "fuzz.json", "/nonexistent", settings);
     apply_command_line(settings.command_line, settings);
-    resolve_wire(settings);
+    resolve_config(settings, {}, nullptr, nullptr, 1);
   } catch (const std::exception&) {
   }
   return 0;

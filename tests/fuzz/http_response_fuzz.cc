@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "net/http/chunked.h"
 #include "net/http/parser.h"
 
 namespace {
