@@ -58,13 +58,7 @@ std::string_view reason_phrase(int status) {
 }
 
 void append_status_line(std::string& out, int status) {
-  out += "HTTP/1.1 ";
-  char digits[8];
-  auto r = std::to_chars(digits, digits + sizeof digits, status);
-  out.append(digits, r.ptr);
-  out += ' ';
-  out += reason_phrase(status);
-  out += "\r\n";
+  append_status_line(out, status, reason_phrase(status));
 }
 
 void append_status_line(std::string& out, int status, std::string_view reason) {

@@ -125,6 +125,7 @@ class stdio_bridge final : public core::shard_handler {
   void maybe_release_process(process& p);
 
   session* find_session(std::string_view id);
+  session* session_or_reply(conn& c, std::string_view session_id);
   void end_session(session& s, bool stop_child);
 
   conn* conn_at(uint32_t slot, uint32_t gen);

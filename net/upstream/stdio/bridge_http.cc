@@ -96,11 +96,7 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
   session* s = nullptr;
   process* p = nullptr;
   bool initialize = !scanner_.batch() && scanner_.messages()[0].initialize;
-  if (session_id.empty()) {
-    if (!initialize) {
-      reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
-      return;
-    }
+  if (session_id.empty() && initialize) {
     std::string error;
     int status = 0, code = 0;
     p = start_process(identity, error, status, code);
@@ -121,11 +117,8 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
     stats_.sessions_open.add();
     c.extra_headers = "Mcp-Session-Id: " + s->id + "\r\n";
   } else {
-    s = find_session(session_id);
-    if (!s) {
-      reply_error(c, 404, -32001, "Session not found");
-      return;
-    }
+    s = session_or_reply(c, session_id);
+    if (!s) return;
     p = process_at(s->process_slot, s->process_gen);
     // A child whose stdout has closed can answer nothing more, even before its exit is seen.
     if (!p || p->stop_requested || p->reaped || p->stdout_eof) {
@@ -216,15 +209,20 @@ void stdio_bridge::handle_post(conn& c, std::string_view session_id, std::string
   ++s->busy;
 }
 
-void stdio_bridge::handle_get(conn& c, std::string_view session_id) {
-  session* s = session_id.empty() ? nullptr : find_session(session_id);
-  if (!s) {
-    if (session_id.empty())
-      reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
-    else
-      reply_error(c, 404, -32001, "Session not found");
-    return;
+// The session a request names, or null once the client has been told why there is none.
+stdio_bridge::session* stdio_bridge::session_or_reply(conn& c, std::string_view session_id) {
+  if (session_id.empty()) {
+    reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
+    return nullptr;
   }
+  session* s = find_session(session_id);
+  if (!s) reply_error(c, 404, -32001, "Session not found");
+  return s;
+}
+
+void stdio_bridge::handle_get(conn& c, std::string_view session_id) {
+  session* s = session_or_reply(c, session_id);
+  if (!s) return;
   s->last_ns = reactor_->now_ns();
   // A client re-opening its stream replaces the old one.
   if (conn* old = conn_at(s->get_slot, s->get_gen); old && old->mode == conn::mode::get) {
@@ -250,14 +248,8 @@ void stdio_bridge::handle_get(conn& c, std::string_view session_id) {
 }
 
 void stdio_bridge::handle_delete(conn& c, std::string_view session_id) {
-  session* s = session_id.empty() ? nullptr : find_session(session_id);
-  if (!s) {
-    if (session_id.empty())
-      reply_error(c, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
-    else
-      reply_error(c, 404, -32001, "Session not found");
-    return;
-  }
+  session* s = session_or_reply(c, session_id);
+  if (!s) return;
   end_session(*s, true);
   reply(c, 200, {}, {}, {});
 }
