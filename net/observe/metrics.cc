@@ -1,10 +1,11 @@
 #include "net/observe/metrics.h"
-#include "core/clock.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 
+#include "core/check.h"
+#include "core/clock.h"
 #include "core/shard.h"
 #include "net/observe/stdio_stats.h"
 
@@ -304,11 +305,6 @@ std::string metrics_registry::render() const {
   append_family(out, "mcpgate_open_sse_streams", "gauge", "Server-sent event streams open.");
   append_sample(out, "mcpgate_open_sse_streams",
                 total([](const shard_metrics& s) { return s.sse_streams_open_.get(); }));
-  // Not "counter_merges": promtool rejects a counter whose name contains "counter".
-  append_family(out, "mcpgate_limit_merges_total", "counter",
-                "Cross-shard merges of policy limit counters.");
-  append_sample(out, "mcpgate_limit_merges_total",
-                total([](const shard_metrics& s) { return s.counter_merges_.get(); }));
 
   uint64_t bytes = 0, flushes = 0, failures = 0, dropped = 0, pending = 0, unhealthy = 0;
   for (const auto& slot : audit_) {
@@ -338,6 +334,9 @@ std::string metrics_registry::render() const {
   append_family(out, "mcpgate_audit_unhealthy_shards", "gauge",
                 "Shards whose audit writer is failing or over its backlog limit.");
   append_sample(out, "mcpgate_audit_unhealthy_shards", unhealthy);
+  append_family(out, "mcpgate_internal_bugs_total", "counter",
+                "Broken internal invariants the gateway recovered from (each logged once).");
+  append_sample(out, "mcpgate_internal_bugs_total", core::bug_count());
 
   std::vector<const stdio_bridge_stats*> bridges;
   {

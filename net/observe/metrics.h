@@ -138,8 +138,6 @@ class shard_metrics {
   void connection_closed() { connections_open_.sub(); }
   void sse_stream_opened() { sse_streams_open_.add(); }
   void sse_stream_closed() { sse_streams_open_.sub(); }
-  // Cross-shard merges of policy counters.
-  void count_counter_merges(uint64_t n = 1) { counter_merges_.add(n); }
 
  private:
   friend class metrics_registry;
@@ -154,7 +152,6 @@ class shard_metrics {
   latency_histogram upstream_latency_;
   shard_stats::counter connections_open_;
   shard_stats::counter sse_streams_open_;
-  shard_stats::counter counter_merges_;
 };
 
 // Every shard's metrics and the labels to name them by. Built by the control thread before the

@@ -85,8 +85,6 @@ void record_known_sequence(metrics_registry& m) {
   m.shard(1).connection_opened();
   m.shard(0).connection_closed();
   m.shard(1).sse_stream_opened();
-  m.shard(0).count_counter_merges(4);
-  m.shard(1).count_counter_merges();
 }
 
 TEST(Metrics, RendersKnownSequenceSummedOverShards) {
@@ -143,13 +141,13 @@ TEST(Metrics, RendersKnownSequenceSummedOverShards) {
       "mcpgate_upstream_latency_seconds_count 2",
       "mcpgate_open_connections 2",
       "mcpgate_open_sse_streams 1",
-      "mcpgate_limit_merges_total 5",
       "mcpgate_audit_bytes_total 1500",
       "mcpgate_audit_flushes_total 5",
       "mcpgate_audit_failures_total 7",
       "mcpgate_audit_dropped_lines_total 11",
       "mcpgate_audit_pending_bytes 4096",
       "mcpgate_audit_unhealthy_shards 1",
+      "mcpgate_internal_bugs_total 0",
   };
   for (const char* line : expected) EXPECT_TRUE(has_line(text, line)) << line << "\n---\n" << text;
   // Series that never happened are not rendered.
