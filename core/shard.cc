@@ -70,6 +70,7 @@ void reactor::run(shard_handler& handler) {
       last_tick = now_ns_;
       handler.on_tick(now_ns_);
     }
+    handler.on_batch_end();
   }
 }
 

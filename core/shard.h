@@ -29,6 +29,9 @@ class shard_handler {
   // About every tick interval: timeouts, flushes.
   virtual void on_tick(int64_t now_ns) = 0;
   virtual void on_message(const message& m) = 0;
+  // After each batch of completions (and messages), before the next submission: where work
+  // queued during the batch is submitted at once (several writes to one socket become one send).
+  virtual void on_batch_end() {}
   // The loop ends when this returns true after a loop turn.
   virtual bool finished() const = 0;
 };

@@ -32,6 +32,7 @@ struct client_conn {
   bool recv_armed = false;
   bool reading_paused = false;  // holds a request's worth of input while its exchange runs
   bool close_after_send = false;
+  bool flush_due = false;  // bytes were queued this batch; flushed at its end (client_side)
   core::byte_buffer in;
   core::send_queue out;
   size_t head_resume = 0;

@@ -107,6 +107,7 @@ void client_side::on_accept(const io_uring_cqe& cqe) {
       c.st = client_conn::state::head;
       c.pending = 0;
       c.close_after_send = false;
+      c.flush_due = false;
       c.reading_paused = false;
       c.head_resume = 0;
       c.up_slot = no_slot;
@@ -205,7 +206,19 @@ void client_side::send(client_conn& c, std::string_view bytes) {
   c.out.append(bytes);
   c.ex.record.bytes_out += bytes.size();
   ctx_.stats.bytes_out.add(bytes.size());
-  flush(c);
+  if (c.flush_due) return;
+  c.flush_due = true;
+  due_.emplace_back(c.slot, c.gen);
+}
+
+void client_side::flush_due() {
+  for (auto [slot, gen] : due_) {
+    client_conn* c = conns_.find(slot, gen);
+    if (!c || !c->flush_due) continue;
+    c->flush_due = false;
+    flush(*c);
+  }
+  due_.clear();
 }
 
 void client_side::flush(client_conn& c) {
@@ -257,6 +270,12 @@ void client_side::linger(client_conn& c) {
 
 void client_side::close(client_conn& c) {
   if (c.st == client_conn::state::closing) return;
+  // What was queued goes out first, as it would have had it been sent at once (a reply that
+  // ends the connection).
+  if (c.flush_due) {
+    c.flush_due = false;
+    flush(c);
+  }
   if (c.ex.held()) {
     end_hold(c, ctx_.draining ? hold_end::draining : hold_end::client_left);
   } else if (c.up_slot != no_slot) {

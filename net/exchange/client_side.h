@@ -56,7 +56,10 @@ class client_side {
   client_conn* find(uint32_t slot, uint32_t gen) { return conns_.find(slot, gen); }
 
   // For the relay.
+  // Queues bytes for the client; what one batch of completions queues goes out in one send at
+  // the batch's end (flush_due), so a response head and its body are one segment, not two.
   void send(client_conn& c, std::string_view bytes);
+  void flush_due();
   void reply(client_conn& c, const gateway_reply& r);
   void reply_error(client_conn& c, gateway_error e);
   // The response has been relayed: the next request on the connection, if any.
@@ -72,6 +75,8 @@ class client_side {
   bool accepting() const { return accept_armed_; }
 
  private:
+  std::vector<std::pair<uint32_t, uint32_t>> due_;  // {slot, gen} with flush_due set
+
   void arm_accept();
   void on_accept(const io_uring_cqe& cqe);
   void arm_recv(client_conn& c);

@@ -71,6 +71,10 @@ void proxy_shard::on_completion(const io_uring_cqe& cqe) {
   }
 }
 
+void proxy_shard::on_batch_end() {
+  if (clients_) clients_->flush_due();
+}
+
 void proxy_shard::on_tick(int64_t now) {
   if (audit_) {
     audit_->on_tick(now);

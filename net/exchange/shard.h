@@ -56,6 +56,7 @@ class proxy_shard final : public core::shard_handler {
   void on_completion(const io_uring_cqe& cqe) override;
   void on_tick(int64_t now_ns) override;
   void on_message(const core::message& m) override;
+  void on_batch_end() override;
   bool finished() const override;
 
  private:
