@@ -75,7 +75,7 @@ const identity* access_config::find_identity(std::string_view name) const {
 }
 
 bool access_config::allows_everything() const {
-  return anonymous_ && anonymous_->grant->mode == grant_policy::kind::allow_all;
+  return anonymous_ && anonymous_->grant->mode == grant_policy::kind::allow_all && pins_.empty();
 }
 
 // Builds an access_config step by step; a class so it can reach access_config's members.
@@ -84,9 +84,11 @@ class access_config_builder {
   explicit access_config_builder(counter_store& store)
       : store_(store), config_(std::make_shared<access_config>()) {}
 
-  void set_options(deny_style deny_as, bool hide_denied_tools) {
+  void set_options(deny_style deny_as, bool hide_denied_tools,
+                   std::vector<std::shared_ptr<const server_pins>> pins = {}) {
     config_->deny_as_ = deny_as;
     config_->hide_denied_tools_ = hide_denied_tools;
+    config_->pins_ = std::move(pins);
   }
 
   grant_policy* add_grant(std::string name, grant_policy::kind mode,
@@ -215,7 +217,7 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
   const json_location root(source.config_file, source.json_path);
   dom::parser parser;
   access_config_builder builder(store);
-  builder.set_options(source.deny_as, source.hide_denied_tools);
+  builder.set_options(source.deny_as, source.hide_denied_tools, source.pins);
 
   auto resolve = [&](const std::filesystem::path& p) {
     return p.is_relative() ? source.base_dir / p : p;

@@ -18,6 +18,7 @@
 
 #include "policy/document.h"
 #include "policy/limits.h"
+#include "policy/tool_pins.h"
 
 namespace mcpgate::policy {
 
@@ -106,6 +107,13 @@ class access_config {
   bool hide_denied_tools() const { return hide_denied_tools_; }
   // No policy anywhere: the gateway allows everything and should say so at start-up.
   bool allows_everything() const;
+  // The pinned tool definitions of a route's server ("" for the single upstream), or null.
+  const server_pins* pins_for(std::string_view server) const {
+    for (const auto& p : pins_)
+      if (p->server() == server) return p.get();
+    return nullptr;
+  }
+  const std::vector<std::shared_ptr<const server_pins>>& pins() const { return pins_; }
 
  private:
   friend class access_config_builder;
@@ -114,6 +122,7 @@ class access_config {
   std::unique_ptr<identity> anonymous_;
   deny_style deny_as_ = deny_style::result;
   bool hide_denied_tools_ = true;
+  std::vector<std::shared_ptr<const server_pins>> pins_;
 };
 
 // What the gateway hands over from its config file.
@@ -130,6 +139,8 @@ struct access_config_source {
   bool hide_denied_tools = true;
   // The servers (upstreams) a grant may name a policy for; a name not here is an error.
   std::vector<std::string> servers;
+  // Pinned tool definitions, per server, loaded by the caller.
+  std::vector<std::shared_ptr<const server_pins>> pins;
 };
 
 // Parses identities and grants, loads every policy file, and resolves counters in `store`

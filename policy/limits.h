@@ -34,6 +34,8 @@
 #include <string>
 #include <string_view>
 
+#include "policy/tool_pins.h"
+
 namespace mcpgate::policy {
 
 enum class window_unit : uint8_t { second, minute, hour, day };
@@ -156,6 +158,10 @@ class counter_store {
   // Session-scoped counters one identity may hold per counter (each max x 8 bytes); set before
   // loading (config limits.max_session_counters_per_identity).
   size_t max_session_counters_per_identity = 256;
+
+  // The counts of pinned tools that changed, per server (policy/tool_pins.h): they too outlive
+  // reloads.
+  pin_counts_store pins;
 
  private:
   std::mutex mutex_;

@@ -57,8 +57,9 @@ using tool_span = tools_list_scratch::tool_span;
 // malformed in a way the client could read differently (a repeated result or tools key, a tool
 // that is not an object).
 bool scan_response(od::object top, const char* base, const std::string& padded,
-                   const grant_policy& grant, bool hide_denied_tools, uint32_t array,
-                   std::vector<tool_span>& spans, uint32_t& arrays) {
+                   const grant_policy& grant, bool hide_denied_tools, const server_pins* pins,
+                   std::vector<tool_span>& spans, std::string& canonical,
+                   std::vector<tools_list_scratch::pin_notice>& notices, uint32_t& arrays) {
   int results = 0;
   int tools_arrays = 0;
   for (auto top_field_result : top) {
@@ -94,7 +95,14 @@ bool scan_response(od::object top, const char* base, const std::string& padded,
         if (tool.reset().error()) return false;
         std::string_view name;
         bool keep = read_name(tool, &name) && !hidden_from_list(grant, name, hide_denied_tools);
-        spans.push_back({begin, end, keep, array});
+        if (keep && pins) {
+          pin_check c = pins->check_listed(name, tool, canonical);
+          keep = c.keep;
+          if (c.first_seen)
+            notices.push_back(
+                {std::string(name), c.pin->sha256, c.seen, c.readable, pins->on_change()});
+        }
+        spans.push_back({begin, end, keep, arrays - 1});
       }
     }
   }
@@ -105,7 +113,8 @@ bool scan_response(od::object top, const char* base, const std::string& padded,
 
 filter_outcome filter_tools_list(std::string_view body, const grant_policy& grant,
                                  bool hide_denied_tools, tools_list_scratch& scratch,
-                                 std::string& out) {
+                                 std::string& out, const server_pins* pins) {
+  scratch.notices_.clear();
   std::string& padded = scratch.padded_;
   padded.assign(body);
   padded.append(simdjson::SIMDJSON_PADDING, '\0');
@@ -128,15 +137,21 @@ filter_outcome filter_tools_list(std::string_view body, const grant_policy& gran
       od::value element;
       od::object response;
       if (std::move(element_result).get(element) || element.get_object().get(response) ||
-          !scan_response(response, base, padded, grant, hide_denied_tools, arrays, spans, arrays))
+          !scan_response(response, base, padded, grant, hide_denied_tools, pins, spans,
+                         scratch.canonical_, scratch.notices_, arrays))
         return filter_outcome::invalid;
     }
   } else {
     od::object top;
     if (doc.get_object().get(top) ||
-        !scan_response(top, base, padded, grant, hide_denied_tools, arrays, spans, arrays))
+        !scan_response(top, base, padded, grant, hide_denied_tools, pins, spans, scratch.canonical_,
+                       scratch.notices_, arrays))
       return filter_outcome::invalid;
   }
+  // A parse error inside a tool the scan read past (a malformed definition checked against
+  // its pin) leaves the document dead, and the tools after it unscanned: the body is refused,
+  // never forwarded with tools nobody looked at.
+  if (!doc.is_alive()) return filter_outcome::invalid;
   // One document only: anything but whitespace after it is an error.
   std::string_view whole;
   doc.rewind();

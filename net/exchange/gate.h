@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,9 @@ class gate {
   // on replaced, `out` holds the bytes to send instead.
   virtual filter_result filter_response(gate_ticket& ticket, std::string_view message,
                                         std::string& out) = 0;
+  // Listed tools whose definition changed since they were pinned, found by the last
+  // filter_response() call: each gets an audit line. Valid until the next call into the gate.
+  virtual std::span<const tool_change_record> tool_changes() const { return {}; }
 };
 
 // Lets everything through; used when no policy is configured.

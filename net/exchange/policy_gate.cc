@@ -27,6 +27,7 @@ class policy_ticket final : public gate_ticket {
   std::shared_ptr<const policy::access_config> access_;
   const policy::identity* who_ = nullptr;
   const policy::grant_policy* policy_ = nullptr;  // the grant's policy for the route's server
+  const policy::server_pins* pins_ = nullptr;     // the route's server's pins, if any
   std::vector<policy::decision> allowed_;         // decisions holding reservations
 };
 
@@ -76,6 +77,7 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
   const policy::grant_policy* grant =
       t.who_->grant ? &t.who_->grant->for_server(request.server) : nullptr;
   t.policy_ = grant;
+  t.pins_ = access_->pins_for(request.server);
   int64_t now = core::monotonic_ns();
   policy::subject who{t.who_, request.session_id, request.server};
   // Decisions of denied messages are written out as they are found: they point into the
@@ -85,13 +87,17 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
   for (size_t i = 0; i < body.messages.size(); ++i) {
     const jsonrpc_message& m = body.messages[i];
     if (m.kind == message_kind::request && m.method == "tools/list" && grant &&
-        policy::needs_tools_list_filter(*grant, access_->hide_denied_tools()))
+        (t.pins_ || policy::needs_tools_list_filter(*grant, access_->hide_denied_tools())))
       t.filter_response = true;
     t.verdicts.push_back({});
     if (!is_tools_call(m)) continue;
     policy::call what{m.method, m.name ? *m.name : std::string_view(),
                       m.arguments ? *m.arguments : std::string_view()};
-    policy::decision d = policy::decide(who, what, now, decide_scratch_);
+    // A tool whose definition changed since it was pinned runs under no policy the operator
+    // reviewed: refused before any counter is asked.
+    policy::decision d = t.pins_ && t.pins_->refuses_call(what.tool)
+                             ? refuse_unpinned(*t.pins_, what.tool)
+                             : policy::decide(who, what, now, decide_scratch_);
     if (d.allowed()) {
       t.allowed_.push_back(std::move(d));
       continue;
@@ -149,12 +155,46 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
   return false;
 }
 
+policy::decision policy_gate::refuse_unpinned(const policy::server_pins& pins,
+                                              std::string_view tool) {
+  pins.counts().calls_refused.fetch_add(1, std::memory_order_relaxed);
+  pin_message_.clear();
+  pin_message_ += "tool '";
+  pin_message_ += tool;
+  pin_message_ += pins.find(tool) ? "' changed since it was pinned in " : "' is not pinned in ";
+  pin_message_ += pins.file();
+  pin_message_ += "; an operator must review it (mcpgate pins diff) before it can be called";
+  policy::decision d;
+  d.outcome = policy::verdict::denied;
+  d.tool = tool;
+  d.rule = "pins";
+  d.message = pin_message_;
+  return d;
+}
+
+std::span<const tool_change_record> policy_gate::tool_changes() const {
+  return changes_;
+}
+
 filter_result policy_gate::filter_response(gate_ticket& ticket, std::string_view message,
                                            std::string& out) {
   auto& t = static_cast<policy_ticket&>(ticket);
+  changes_.clear();
   if (!t.who_ || !t.policy_) return filter_result::unchanged;
-  switch (policy::filter_tools_list(message, *t.policy_, access_->hide_denied_tools(),
-                                    list_scratch_, out)) {
+  policy::filter_outcome outcome = policy::filter_tools_list(
+      message, *t.policy_, access_->hide_denied_tools(), list_scratch_, out, t.pins_);
+  if (!list_scratch_.pin_notices().empty()) {
+    const auto& notices = list_scratch_.pin_notices();
+    change_hex_.resize(2 * notices.size());
+    for (size_t i = 0; i < notices.size(); ++i) {
+      change_hex_[2 * i] = policy::digest_hex(notices[i].pinned);
+      change_hex_[2 * i + 1] = notices[i].readable ? policy::digest_hex(notices[i].seen) : "";
+    }
+    for (size_t i = 0; i < notices.size(); ++i)
+      changes_.push_back({t.pins_->label(), notices[i].tool, change_hex_[2 * i],
+                          change_hex_[2 * i + 1], policy::action_name(notices[i].action)});
+  }
+  switch (outcome) {
     case policy::filter_outcome::unchanged:
       return filter_result::unchanged;
     case policy::filter_outcome::filtered:

@@ -40,8 +40,13 @@ class policy_gate final : public gate {
               gate_reply& reply) override;
   filter_result filter_response(gate_ticket& ticket, std::string_view message,
                                 std::string& out) override;
+  std::span<const tool_change_record> tool_changes() const override;
 
  private:
+  // The denial of a call the server's pins refuse (rule "pins"); its message lives until the
+  // next call.
+  policy::decision refuse_unpinned(const policy::server_pins& pins, std::string_view tool);
+
   std::shared_ptr<const policy::access_config> access_;
   policy::decide_scratch decide_scratch_;
   policy::tools_list_scratch list_scratch_;
@@ -49,6 +54,9 @@ class policy_gate final : public gate {
   std::string denial_;
   std::string batch_denials_;
   std::vector<size_t> denied_;  // indexes into the batch, reused
+  std::string pin_message_;
+  std::vector<tool_change_record> changes_;
+  std::vector<std::string> change_hex_;  // what changes_ points into
 };
 
 }  // namespace mcpgate::net

@@ -384,6 +384,11 @@ void relay::on_failed(upstream_conn& u, int err) {
   clients_.end_broken_response(*c);
 }
 
+void relay::record_tool_changes(const gate& g, const client_conn& c) {
+  for (const tool_change_record& change : g.tool_changes())
+    ctx_.record->tool_changed(c.ex.record, c.ex.subject(), change);
+}
+
 // Hands the decoded body of a filtered response to the gate and sends the client its result:
 // a JSON body once complete, with its new length; an SSE stream event by event, each event
 // either as received or with its data replaced. False when the gate found the response
@@ -393,7 +398,9 @@ bool relay::emit_filtered(upstream_conn& u, client_conn& c, bool done) {
   if (!u.sse) {
     if (!done) return true;
     std::string_view body = u.filter_body;
-    switch (g.filter_response(*c.ex.ticket, body, u.filter_out)) {
+    filter_result fr = g.filter_response(*c.ex.ticket, body, u.filter_out);
+    record_tool_changes(g, c);
+    switch (fr) {
       case filter_result::invalid:
         return false;
       case filter_result::replaced:
@@ -441,6 +448,7 @@ bool relay::emit_filtered(upstream_conn& u, client_conn& c, bool done) {
     bool message = ev.dispatch && ev.data.find_first_not_of(" \t\r\n") != std::string_view::npos;
     filter_result fr =
         message ? g.filter_response(*c.ex.ticket, ev.data, u.filter_out) : filter_result::unchanged;
+    if (message) record_tool_changes(g, c);
     if (fr == filter_result::invalid) return false;
     if (fr == filter_result::unchanged) {
       emit(raw);

@@ -33,6 +33,8 @@ class relay final : public upstream_events, public exchange_forwarder {
  private:
   bool relay_head(upstream_conn& u, client_conn& c, std::string_view data, size_t& used);
   bool emit_filtered(upstream_conn& u, client_conn& c, bool done);
+  // Audit lines for what the gate's last filter_response() found changed.
+  void record_tool_changes(const gate& g, const client_conn& c);
   bool seal_session(client_conn& c, std::string_view upstream_id, std::string& out);
   void count_sse(upstream_conn& u);
   void uncount_sse(upstream_conn& u);

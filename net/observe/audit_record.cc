@@ -240,6 +240,27 @@ void append_audit_tail(std::string& out, const audit_record& r) {
   out += "}\n";
 }
 
+void append_tool_change_line(std::string& out, const audit_record& head,
+                             const tool_change_record& change) {
+  audit_record r = head;
+  r.method = "tools/list";
+  r.id = std::nullopt;
+  r.tool = change.tool;
+  r.rule = "pins";
+  r.arguments = std::nullopt;
+  append_audit_head(out, r, arguments_mode::none);
+  append_key(out, ",\"event\":\"tool_changed\",\"server\":");
+  append_string_or_null(out, change.server);
+  append_key(out, ",\"pinned_sha256\":");
+  append_string_or_null(out, change.pinned_sha256);
+  append_key(out, ",\"seen_sha256\":");
+  append_string_or_null(
+      out, change.seen_sha256.empty() ? std::nullopt : std::optional(change.seen_sha256));
+  append_key(out, ",\"action\":");
+  append_string_or_null(out, change.action);
+  out += "}\n";
+}
+
 void append_audit_line(std::string& out, const audit_record& r, arguments_mode mode) {
   append_audit_head(out, r, mode);
   append_audit_tail(out, r);

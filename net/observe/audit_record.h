@@ -59,6 +59,20 @@ struct audit_record {
   std::optional<raw_arguments> arguments;  // absent: "args":null whatever the mode
 };
 
+// A tool in a tools/list response whose definition differs from its pin (policy/tool_pins.h):
+// a line of its own, with the head of the request that listed it (method "tools/list", the
+// tool, rule "pins") and, instead of a decision, "event":"tool_changed", the server, both
+// hashes and what the gateway did ("hidden", "denied": listed but its calls refused, "logged").
+struct tool_change_record {
+  std::string_view server;         // the pins file's name for it ("default", "python")
+  std::string_view tool;           // unescaped
+  std::string_view pinned_sha256;  // 64 hex
+  std::string_view seen_sha256;    // 64 hex; empty: the definition could not be read (null)
+  std::string_view action;
+};
+void append_tool_change_line(std::string& out, const audit_record& head,
+                             const tool_change_record& change);
+
 // Appends one JSON object and '\n' to `out`. Allocation-free once `out` has capacity (keys mode
 // and hash mode parse the arguments with a per-thread simdjson parser allocated on first use).
 // If arguments that should be valid JSON do not parse, the keys are written as null, never a

@@ -96,6 +96,22 @@ void recorder::finish(exchange_record& rec, call_decision decision, const record
   rec.metric_ids.clear();
 }
 
+void recorder::tool_changed(const exchange_record& rec, const record_subject& who,
+                            const tool_change_record& change) {
+  if (!audit_) return;
+  audit_record r;
+  r.realtime_ns = core::realtime_ns();  // when the response showed it, not when it was asked
+  r.shard = shard_;
+  r.conn = rec.conn;
+  r.req = rec.req;
+  if (!who.identity.empty()) r.identity = who.identity;
+  if (!who.grant.empty()) r.grant = who.grant;
+  if (!who.session.empty()) r.session = who.session;
+  append_tool_change_line(lines_, r, change);
+  audit_->append(lines_);
+  lines_.clear();
+}
+
 void recorder::refused_connection(uint64_t conn, uint64_t req, uint64_t bytes_out,
                                   std::string_view rule) {
   if (!audit_) return;

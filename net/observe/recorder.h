@@ -75,6 +75,9 @@ class recorder {
   // The outcome; with use_verdicts each message gets its own decision from who.verdicts.
   void finish(exchange_record& r, call_decision decision, const record_subject& who,
               bool use_verdicts, bool forwarded, int upstream_status, const metric_labels* labels);
+  // A listed tool that no longer matches its pin: a line of its own, at once.
+  void tool_changed(const exchange_record& r, const record_subject& who,
+                    const tool_change_record& change);
   // A connection turned away at accept (over the connection limit): a line of its own.
   void refused_connection(uint64_t conn, uint64_t req, uint64_t bytes_out, std::string_view rule);
 

@@ -13,6 +13,7 @@
 
 #include "tools/mcpgate/classify.h"
 #include "tools/mcpgate/mcp_client.h"
+#include "tools/mcpgate/pins.h"
 
 namespace mcpgate::tools {
 namespace {
@@ -33,6 +34,10 @@ cxxopts::Options make_options() {
   o.add_options()("upstream", "The server's Streamable HTTP endpoint, http://HOST[:PORT]/PATH",
                   cxxopts::value<std::string>())("json", "Print JSON instead of the summary")(
       "policy", "Write a starter policy to FILE", cxxopts::value<std::string>())(
+      "pin", "Write the tools' pinned definitions to FILE (other servers' pins in it are kept)",
+      cxxopts::value<std::string>())(
+      "server", "The server's name in the pins file (its name under \"upstreams\")",
+      cxxopts::value<std::string>()->default_value("default"))(
       "write-per-hour", "Limit for each Write and Execute tool, per grant per hour",
       cxxopts::value<std::int64_t>()->default_value("30"))(
       "read-per-minute", "Cap for each Read tool, per grant per minute",
@@ -40,26 +45,6 @@ cxxopts::Options make_options() {
       "timeout-ms", "Give up when the server has not answered everything by then",
       cxxopts::value<std::int64_t>()->default_value("15000"))("h,help", "Print this help");
   return o;
-}
-
-// Writes through a temporary file and a rename, so an existing policy is never left half
-// written.
-std::optional<std::string> write_file_atomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return "--policy: cannot write " + tmp;
-    out << text;
-    out.flush();
-    if (!out) return "--policy: cannot write " + tmp;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    return "--policy: cannot write " + path;
-  }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -71,7 +56,7 @@ int catalogue_main(const std::vector<std::string>& args) {
   std::vector<std::string> own(args.begin(), dash);
 
   cxxopts::Options options = make_options();
-  std::string upstream, policy_file;
+  std::string upstream, policy_file, pin_file, server;
   bool json = false;
   starter_limits limits;
   std::int64_t timeout_ms = 15000;
@@ -90,6 +75,8 @@ int catalogue_main(const std::vector<std::string>& args) {
                   "' (a stdio server's command goes after --)");
     if (parsed.count("upstream")) upstream = parsed["upstream"].as<std::string>();
     if (parsed.count("policy")) policy_file = parsed["policy"].as<std::string>();
+    if (parsed.count("pin")) pin_file = parsed["pin"].as<std::string>();
+    server = parsed["server"].as<std::string>();
     json = parsed.count("json") > 0;
     limits.write_per_hour = parsed["write-per-hour"].as<std::int64_t>();
     limits.read_per_minute = parsed["read-per-minute"].as<std::int64_t>();
@@ -112,41 +99,40 @@ int catalogue_main(const std::vector<std::string>& args) {
   // A server that exits while we write to it must be an error message, not a silent death.
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   server_catalogue catalogue;
+  server_tools listed;
   try {
-    mcp_client client(upstream.empty() ? start_stdio(command, deadline, timeout_ms)
-                                       : connect_http(upstream, deadline, timeout_ms));
-    mcp_server_info info = client.initialize();
+    core::spawn_options spawn;
+    spawn.argv = command;
+    listed = fetch_tools(upstream, spawn, timeout_ms);
     std::vector<tool_info> tools;
-    std::set<std::string, std::less<>> names;
-    if (info.has_tools) {
-      for (const std::string& raw : client.list_tools()) {
-        std::optional<tool_info> t = parse_tool(raw);
-        if (!t)
-          return fail(client.transport().describe() +
-                      ": tools/list holds an entry without a name: " + raw.substr(0, 80));
-        // A policy keys rules by name; two tools of one name could not be told apart.
-        if (!names.insert(t->name).second)
-          return fail(client.transport().describe() + ": tools/list names the tool '" + t->name +
-                      "' twice");
-        tools.push_back(std::move(*t));
-      }
+    for (const std::string& raw : listed.tools) {
+      std::optional<tool_info> t = parse_tool(raw);
+      if (!t)
+        return fail(listed.source +
+                    ": tools/list holds an entry without a name: " + raw.substr(0, 80));
+      tools.push_back(std::move(*t));
     }
-    catalogue = make_catalogue(info.name, info.version, info.protocol_version,
-                               client.transport().describe(), std::move(tools));
+    catalogue = make_catalogue(listed.info.name, listed.info.version, listed.info.protocol_version,
+                               listed.source, std::move(tools));
   } catch (const std::exception& e) {
     return fail(e.what());
   }
 
+  if (!pin_file.empty())
+    if (auto error = write_pins(pin_file, server, listed)) return fail(*error);
   if (!policy_file.empty())
-    if (auto error = write_file_atomically(policy_file, format_policy(catalogue, limits)))
+    if (auto error =
+            write_file_atomically(policy_file, format_policy(catalogue, limits), "--policy"))
       return fail(*error);
 
   std::string out = json ? format_json(catalogue, limits) : format_summary(catalogue, limits);
   if (!json && !policy_file.empty())
     out += "\nStarter policy written to " + policy_file + "; check it with: mcpgate check " +
            policy_file + "\n";
+  if (!json && !pin_file.empty())
+    out += "\nPins of server '" + server + "' written to " + pin_file +
+           "; enforce them with \"pins\": \"" + pin_file + "\" on the upstream in the config\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   return std::fflush(stdout) == 0 ? 0 : 1;
 }

@@ -15,11 +15,14 @@
 #include "policy/document.h"
 #include "policy/identity.h"
 #include "policy/json_writer.h"
+#include "tools/mcpgate/pins.h"
 
 namespace mcpgate::tools {
 namespace {
 
-policy::access_config_source access_source(const gateway_settings& s) {
+policy::access_config_source access_source(const gateway_settings& s,
+                                           policy::counter_store& counters,
+                                           bool take_missing_pins) {
   policy::access_config_source src;
   src.config_file = s.config_file.empty() ? "command line" : s.config_file;
   src.base_dir =
@@ -31,6 +34,7 @@ policy::access_config_source access_source(const gateway_settings& s) {
   src.deny_as = style ? *style : policy::deny_style::result;
   src.hide_denied_tools = s.hide_denied_tools;
   for (const upstream_spec& spec : s.upstreams) src.servers.push_back(spec.name);
+  src.pins = load_pins(s, counters.pins, take_missing_pins);
   return src;
 }
 
@@ -54,14 +58,17 @@ bool looks_like_config(const std::string& file) {
 std::shared_ptr<const net::gate_config> load_gate(const gateway_settings& settings,
                                                   policy::counter_store& counters,
                                                   const net::metric_labels* previous) {
-  if (settings.policy.empty() && settings.identities_json.empty() && settings.grants_json.empty()) {
+  bool pins = settings.default_pins.has_value();
+  for (const upstream_spec& spec : settings.upstreams) pins = pins || spec.pins.has_value();
+  if (settings.policy.empty() && settings.identities_json.empty() && settings.grants_json.empty() &&
+      !pins) {
     auto allow = std::make_shared<net::gate_config>();
     allow->labels = previous ? previous->with_tools({})
                              : std::make_shared<const net::metric_labels>(
                                    std::vector<std::string>{}, std::vector<std::string>{});
     return allow;
   }
-  auto access = policy::load_access_config(access_source(settings), counters);
+  auto access = policy::load_access_config(access_source(settings, counters, true), counters);
   std::vector<std::string> tools, grants;
   std::vector<const policy::grant_policy*> seen;
   auto add_grant = [&](const policy::grant_policy* g) {
@@ -148,8 +155,11 @@ int check_files(const std::vector<std::string>& files) {
         load_config_file(file, s);
         resolve_config(s, {}, nullptr, nullptr, 1);
         policy::counter_store counters;
-        auto access = policy::load_access_config(access_source(s), counters);
+        auto access = policy::load_access_config(access_source(s, counters, false), counters);
         std::printf("%s: valid gateway config\n", file.c_str());
+        for (const auto& p : access->pins())
+          std::printf("  server %s: %zu tools pinned in %s\n", p->label().c_str(), p->size(),
+                      p->file().c_str());
         for (const auto& id : access->identities())
           std::printf("  identity %s -> grant %s\n", id->name.c_str(),
                       id->grant ? id->grant->name.c_str() : "(none)");

@@ -161,6 +161,52 @@ void load_audit(const reader& r, element e, gateway_settings& s) {
   if (s.audit.empty()) r.fail("$.audit.path", "missing: the audit object needs a path");
 }
 
+// "pins": "FILE" | "tofu:FILE" | {"file": "FILE" | "tofu:FILE", "on_change", "unpinned"}
+pins_setting load_pins_setting(const reader& r, element e, const std::string& at,
+                               const std::string& base_dir) {
+  pins_setting p;
+  p.key = at;
+  std::string file;
+  if (e.is_string()) {
+    file = r.get_string(e, at);
+  } else if (e.is_object()) {
+    simdjson::dom::object o = e.get_object().value_unsafe();
+    for (auto [key_view, value] : o) {
+      std::string key(key_view);
+      std::string path = at + "." + key;
+      if (key == "file") {
+        file = r.get_string(value, path);
+      } else if (key == "on_change") {
+        std::string v = r.get_string(value, path);
+        auto a = policy::parse_pin_change_action(v);
+        if (!a) r.fail(path, "expected \"hide\", \"deny\" or \"log\", got \"" + v + "\"");
+        p.on_change = *a;
+      } else if (key == "unpinned") {
+        std::string v = r.get_string(value, path);
+        auto a = policy::parse_unpinned_action(v);
+        if (!a) r.fail(path, "expected \"allow\" or \"hide\", got \"" + v + "\"");
+        p.unpinned = *a;
+      } else {
+        r.fail(path, "unknown key (known: file, on_change, unpinned)");
+      }
+    }
+    if (file.empty()) r.fail(at + ".file", "missing: the pins object needs a file");
+  } else {
+    r.fail(at,
+           "expected a pins file name, \"tofu:FILE\", or an object {\"file\", "
+           "\"on_change\", \"unpinned\"}, got " +
+               type_name(e.type()));
+  }
+  if (file.rfind("tofu:", 0) == 0) {
+    p.tofu = true;
+    file = file.substr(5);
+  }
+  if (file.empty())
+    r.fail(at, "expected a pins file name, got \"" + std::string(p.tofu ? "tofu:" : "") + "\"");
+  p.file = (std::filesystem::path(base_dir) / file).lexically_normal().string();
+  return p;
+}
+
 // An upstream object: {"url": "http://..."} (Streamable HTTP) or {"command": [...]} (stdio),
 // with the options both share (timeouts, pool, forward_authorization) and, for a named one of
 // "upstreams", its "path". `at` is its JSON path ("$.upstream", "$.upstreams.python").
@@ -196,6 +242,8 @@ void load_upstream_spec(const reader& r, element e, const std::string& at,
       o.sse_idle_timeout_ms = r.get_positive(value, path, true);
     } else if (key == "max_idle_connections") {
       o.max_idle = static_cast<uint32_t>(r.get_positive(value, path, true));
+    } else if (key == "pins") {
+      spec.pins = load_pins_setting(r, value, path, base_dir);
     } else if (stdio && key == "command") {
       if (!value.is_array())
         r.fail(path, "expected an array of strings [\"program\", \"arg\", ...], got " +
@@ -232,7 +280,7 @@ void load_upstream_spec(const reader& r, element e, const std::string& at,
       std::string common =
           std::string(named ? "path, " : "") +
           "forward_authorization, connect_timeout_ms, response_timeout_ms, sse_idle_timeout_ms, "
-          "max_idle_connections";
+          "max_idle_connections, pins";
       r.fail(path, stdio ? "unknown key (known for a stdio upstream: command, env, cwd, shared, "
                            "max_processes, max_processes_per_identity, session_idle_timeout_ms, "
                            "end_session_on_disconnect, kill_grace_ms, " +
@@ -383,6 +431,7 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       s.stdio = spec.stdio;
       s.upstream = s.stdio ? describe_command(s.stdio->command.argv) : spec.url;
       s.default_options = spec.options;
+      s.default_pins = spec.pins;
     } else if (key == "upstreams")
       load_named_upstreams(r, value, s);
     else if (key == "upstream") {

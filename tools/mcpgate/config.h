@@ -8,6 +8,7 @@
 
 #include "net/exchange/gateway_config.h"
 #include "net/upstream/stdio/bridge.h"
+#include "policy/tool_pins.h"
 
 namespace mcpgate::tools {
 
@@ -33,6 +34,15 @@ struct upstream_overrides {
   }
 };
 
+// An upstream's "pins": "FILE", "tofu:FILE" or {"file", "on_change", "unpinned"}.
+struct pins_setting {
+  std::string file;   // resolved against the config file's folder
+  bool tofu = false;  // a missing file (or server in it) is taken from the server at load
+  policy::pin_change_action on_change = policy::pin_change_action::hide;
+  policy::unpinned_action unpinned = policy::unpinned_action::allow;
+  std::string key;  // "$.upstream.pins", "$.upstreams.python.pins": for messages
+};
+
 // One of the config's "upstreams": a Streamable HTTP URL or a stdio command, at a path.
 struct upstream_spec {
   std::string name;
@@ -40,6 +50,7 @@ struct upstream_spec {
   std::shared_ptr<net::stdio_upstream_config> stdio;
   std::string path;  // where clients reach it
   upstream_overrides options;
+  std::optional<pins_setting> pins;
 };
 
 // Everything the gateway runs with, after the config file and the command line are merged.
@@ -67,9 +78,10 @@ struct gateway_settings {
   net::gateway_config wire;
   // Defaults of every upstream (limits.upstream_*_timeout_ms).
   net::upstream_target upstream_defaults;
-  upstream_overrides default_options;    // the "upstream" object's own
-  std::vector<upstream_spec> upstreams;  // the config's "upstreams", in file order
-  bool upstream_given = false;           // "upstream" or a flag named the single upstream
+  upstream_overrides default_options;        // the "upstream" object's own
+  std::optional<pins_setting> default_pins;  // the "upstream" object's "pins"
+  std::vector<upstream_spec> upstreams;      // the config's "upstreams", in file order
+  bool upstream_given = false;               // "upstream" or a flag named the single upstream
   command_line_overrides command_line;
 };
 

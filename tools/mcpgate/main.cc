@@ -35,6 +35,7 @@
 #include "tools/mcpgate/catalogue.h"
 #include "tools/mcpgate/check.h"
 #include "tools/mcpgate/config.h"
+#include "tools/mcpgate/pins.h"
 
 namespace {
 
@@ -192,7 +193,7 @@ int run(const tools::gateway_settings& settings) {
       return fail(e.what());
     }
     net::admin_handlers handlers;
-    handlers.metrics = [&metrics] { return metrics.render(); };
+    handlers.metrics = [&metrics, &counters] { return metrics.render() + counters.pins.render(); };
     // The upstreams as started (a reload does not move them).
     handlers.ready = [upstreams = wire->upstreams] {
       net::readiness r;
@@ -339,6 +340,8 @@ int main(int argc, char** argv) {
     return tools::check_files(std::vector<std::string>(argv + 2, argv + argc));
   if (argc >= 2 && std::string_view(argv[1]) == "catalogue")
     return tools::catalogue_main(std::vector<std::string>(argv + 2, argv + argc));
+  if (argc >= 2 && std::string_view(argv[1]) == "pins")
+    return tools::pins_main(std::vector<std::string>(argv + 2, argv + argc));
   cxxopts::Options options = make_options();
   tools::gateway_settings settings;
   try {

@@ -442,4 +442,30 @@ std::vector<std::string> mcp_client::list_tools() {
   }
 }
 
+server_tools fetch_tools(const std::string& url, const core::spawn_options& command,
+                         std::int64_t timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  mcp_client client(url.empty() ? start_stdio(command, deadline, timeout_ms)
+                                : connect_http(url, deadline, timeout_ms));
+  server_tools out;
+  out.info = client.initialize();
+  out.source = client.transport().describe();
+  if (!out.info.has_tools) return out;
+  std::vector<std::string> names;
+  simdjson::dom::parser parser;
+  for (std::string& raw : client.list_tools()) {
+    std::string_view name;
+    simdjson::dom::element tool;
+    if (parser.parse(raw).get(tool) || tool["name"].get_string().get(name))
+      throw mcp_client_error(out.source +
+                             ": tools/list holds an entry without a name: " + raw.substr(0, 80));
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      throw mcp_client_error(out.source + ": tools/list names the tool '" + std::string(name) +
+                             "' twice");
+    names.emplace_back(name);
+    out.tools.push_back(std::move(raw));
+  }
+  return out;
+}
+
 }  // namespace mcpgate::tools

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/child_process.h"
+
 namespace mcpgate::tools {
 
 // One line, without the program's prefix: "cannot start 'x': No such file or directory".
@@ -57,6 +59,9 @@ std::unique_ptr<mcp_transport> connect_http(const std::string& url, mcp_deadline
 // whole group (SIGTERM, then SIGKILL) and reaps the server.
 std::unique_ptr<mcp_transport> start_stdio(const std::vector<std::string>& command,
                                            mcp_deadline deadline, std::int64_t timeout_ms);
+// The same with the environment and working directory a stdio upstream is configured with.
+std::unique_ptr<mcp_transport> start_stdio(const core::spawn_options& command,
+                                           mcp_deadline deadline, std::int64_t timeout_ms);
 
 struct mcp_server_info {
   std::string name;
@@ -83,5 +88,18 @@ class mcp_client {
   std::unique_ptr<mcp_transport> transport_;
   std::int64_t next_id_ = 1;
 };
+
+// Every tool a server lists, as `mcpgate catalogue` and pins see it.
+struct server_tools {
+  mcp_server_info info;
+  std::string source;              // the transport's describe()
+  std::vector<std::string> tools;  // raw tools/list entries, each with a unique string name
+};
+
+// Connects to `url` (when not empty) or starts `command`, initializes, and lists every tool.
+// Throws mcp_client_error, also for an entry without a name or a name listed twice (a policy
+// or a pin keys tools by name).
+server_tools fetch_tools(const std::string& url, const core::spawn_options& command,
+                         std::int64_t timeout_ms);
 
 }  // namespace mcpgate::tools

@@ -38,10 +38,10 @@ namespace {
 
 class stdio_transport final : public mcp_transport {
  public:
-  stdio_transport(const std::vector<std::string>& command, mcp_deadline deadline,
+  stdio_transport(const core::spawn_options& command, mcp_deadline deadline,
                   std::int64_t timeout_ms)
       : deadline_(deadline), timeout_ms_(timeout_ms) {
-    for (const std::string& a : command) {
+    for (const std::string& a : command.argv) {
       if (!command_line_.empty()) command_line_ += ' ';
       command_line_ += a;
     }
@@ -89,10 +89,8 @@ class stdio_transport final : public mcp_transport {
     throw mcp_client_error(why);
   }
 
-  void spawn(const std::vector<std::string>& command) {
-    if (command.empty()) throw mcp_client_error("no server command after --");
-    core::spawn_options options;
-    options.argv = command;
+  void spawn(const core::spawn_options& options) {
+    if (options.argv.empty()) throw mcp_client_error("no server command after --");
     core::spawn_result started = core::spawn_child(options);
     if (!started.error.empty()) throw mcp_client_error(started.error);
     pid_ = started.child.pid;
@@ -269,9 +267,16 @@ class stdio_transport final : public mcp_transport {
 
 }  // namespace
 
-std::unique_ptr<mcp_transport> start_stdio(const std::vector<std::string>& command,
+std::unique_ptr<mcp_transport> start_stdio(const core::spawn_options& command,
                                            mcp_deadline deadline, std::int64_t timeout_ms) {
   return std::make_unique<stdio_transport>(command, deadline, timeout_ms);
+}
+
+std::unique_ptr<mcp_transport> start_stdio(const std::vector<std::string>& command,
+                                           mcp_deadline deadline, std::int64_t timeout_ms) {
+  core::spawn_options options;
+  options.argv = command;
+  return start_stdio(options, deadline, timeout_ms);
 }
 
 }  // namespace mcpgate::tools
