@@ -1,5 +1,6 @@
 #include "core/log_writer.h"
 #include "core/clock.h"
+#include "core/stderr_log.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -121,6 +122,10 @@ void log_writer::set_file(std::shared_ptr<log_file> file) {
 
 void log_writer::flush_and_close() {
   closing_ = true;
+  // A write that failed (a full disk, since freed) is retried now rather than after the retry
+  // interval, which a drain may not outlast: the rest of a half-written line would be lost
+  // and the file left ending inside it. Further failures wait the interval again.
+  retry_at_ns_ = now_ns_;
   pump();
 }
 
@@ -136,8 +141,9 @@ void log_writer::abandon() {
     release_token();
   }
   if (lost > 0) {
-    std::fprintf(stderr, "mcpgate: audit log %s: gave up on %llu unwritten lines at shutdown\n",
-                 file_->path().c_str(), static_cast<unsigned long long>(lost));
+    core::logf(core::log_level::warn,
+               "mcpgate: audit log %s: gave up on %llu unwritten lines at shutdown",
+               file_->path().c_str(), static_cast<unsigned long long>(lost));
   }
   update_health();
 }
@@ -283,14 +289,14 @@ void log_writer::failed(int err, const char* what) {
   retry_at_ns_ = now_ns_ + options_.retry_interval_ns;
   int64_t now = monotonic_ns();
   if (may_report(now)) {
-    std::fprintf(stderr,
-                 "mcpgate: audit log %s: %s failed: %s; %zu bytes waiting, %llu failures on this "
-                 "shard, retrying (%s)\n",
-                 file_->path().c_str(), what, std::strerror(err), pending_bytes(),
-                 static_cast<unsigned long long>(stats_.failures.get()),
-                 options_.on_failure == failure_policy::fail_open
-                     ? "fail_open: still serving"
-                     : "fail_closed: refusing new calls");
+    core::logf(core::log_level::warn,
+               "mcpgate: audit log %s: %s failed: %s; %zu bytes waiting, %llu failures on this "
+               "shard, retrying (%s)",
+               file_->path().c_str(), what, std::strerror(err), pending_bytes(),
+               static_cast<unsigned long long>(stats_.failures.get()),
+               options_.on_failure == failure_policy::fail_open
+                   ? "fail_open: still serving"
+                   : "fail_closed: refusing new calls");
   }
 }
 

@@ -1,5 +1,6 @@
 #include "core/shard.h"
 #include "core/clock.h"
+#include "core/stderr_log.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -47,7 +48,7 @@ void reactor::run(shard_handler& handler) {
   while (!handler.finished()) {
     int rc = ring_.submit_and_wait(1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
-      std::fprintf(stderr, "mcpgate: shard %u: io_uring_enter failed: %d\n", id_, -rc);
+      core::logf(core::log_level::error, "mcpgate: shard %u: io_uring_enter failed: %d", id_, -rc);
     }
     now_ns_ = monotonic_ns();
     bool tick = false, inbox = false;

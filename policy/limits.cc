@@ -1,9 +1,12 @@
 #include "policy/limits.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <vector>
+
+#include "policy/json_writer.h"
 
 namespace mcpgate::policy {
 
@@ -149,6 +152,19 @@ int64_t limit_counter::admitted_in_window(int64_t now_ns) const {
   return count;
 }
 
+int64_t limit_counter::next_free_in_ns(int64_t now_ns) const {
+  int64_t count = 0;
+  int64_t oldest = INT64_MAX;
+  for (int64_t i = 0; i < max_; ++i) {
+    int64_t t = slots_[i].load(std::memory_order_acquire);
+    if (t != 0 && t > now_ns - window_ns_ && t <= now_ns) {
+      ++count;
+      oldest = std::min(oldest, t);
+    }
+  }
+  return count < max_ ? 0 : oldest + window_ns_ - now_ns;
+}
+
 void limit_counter::seed_from(const limit_counter& older) {
   std::vector<int64_t> times;
   times.reserve(static_cast<size_t>(older.max_));
@@ -258,6 +274,68 @@ std::shared_ptr<limit_counter> counter_store::fixed(std::string_view counter, wi
   if (slot) fresh->seed_from(*slot);
   slot = fresh;
   return fresh;
+}
+
+size_t session_counters::size() {
+  size_t n = 0;
+  for (stripe& s : stripes_) {
+    std::lock_guard lock(s.mutex);
+    n += s.counters.size();
+  }
+  return n;
+}
+
+std::string counter_store::report_json(int64_t now_ns) {
+  std::lock_guard lock(mutex_);
+  std::string out = "{\"limits\":[";
+  bool first = true;
+  for (const auto& [key, counter] : fixed_) {
+    // counter \0 window \0 scope \0 scope key
+    std::string_view rest = key;
+    std::string_view parts[4];
+    for (int i = 0; i < 3; ++i) {
+      size_t nul = rest.find('\0');
+      parts[i] = rest.substr(0, nul);
+      rest.remove_prefix(nul == std::string_view::npos ? rest.size() : nul + 1);
+    }
+    parts[3] = rest;
+    if (!first) out += ',';
+    first = false;
+    out += "{\"counter\":";
+    append_json_string(out, parts[0]);
+    out += ",\"window\":";
+    append_json_string(out, parts[1]);
+    out += ",\"scope\":";
+    append_json_string(out, parts[2]);
+    out += ",\"key\":";
+    append_json_string(out, parts[3]);
+    out += ",\"used\":";
+    append_json_int(out, counter->admitted_in_window(now_ns));
+    out += ",\"max\":";
+    append_json_int(out, counter->max());
+    out += ",\"next_free_ms\":";
+    append_json_int(out, (counter->next_free_in_ns(now_ns) + 999'999) / 1'000'000);
+    out += '}';
+  }
+  out += "],\"session_limits\":[";
+  first = true;
+  for (const auto& [key, family] : sessions_) {
+    std::string_view k = key;
+    size_t nul = k.find('\0');
+    if (!first) out += ',';
+    first = false;
+    out += "{\"counter\":";
+    append_json_string(out, k.substr(0, nul));
+    out += ",\"window\":";
+    append_json_string(out, nul == std::string_view::npos ? "" : k.substr(nul + 1));
+    out += ",\"max\":";
+    append_json_int(out, family->max());
+    out += ",\"sessions\":";
+    append_json_int(out, static_cast<int64_t>(family->size()));
+    out += '}';
+  }
+  out += "]}";
+  return out;
 }
 
 std::shared_ptr<session_counters> counter_store::sessions(std::string_view counter,

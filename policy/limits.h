@@ -79,6 +79,9 @@ class limit_counter {
 
   // Admissions whose time is in (now_ns - window, now_ns]; for tests and metrics.
   int64_t admitted_in_window(int64_t now_ns) const;
+  // How long until a call would be admitted: 0 while fewer than max are in the window, else
+  // until the oldest of them leaves it. For /admin/limits.
+  int64_t next_free_in_ns(int64_t now_ns) const;
 
   // Copies the newest admission times of `older` into this (fresh) counter, so a reload
   // that changes max keeps the history. Calls admitted by `older` while the copy runs are
@@ -121,6 +124,8 @@ class session_counters {
 
   int64_t max() const { return max_; }
   window_unit window() const { return window_; }
+  // Counters held now, over every session.
+  size_t size();
 
  private:
   static constexpr size_t kStripes = 16;
@@ -154,6 +159,11 @@ class counter_store {
 
   // Forgets idle session counters; call it now and then (e.g. once a minute per process).
   size_t sweep_idle_sessions(int64_t now_ns);
+
+  // GET /admin/limits: every grant-, identity- and global-scoped counter with its use now
+  // ({"limits":[{"counter","window","scope","key","used","max","next_free_ms"}...]}, sorted by
+  // counter and key), and per session-scoped counter the number of sessions holding one.
+  std::string report_json(int64_t now_ns);
 
   // Session-scoped counters one identity may hold per counter (each max x 8 bytes); set before
   // loading (config limits.max_session_counters_per_identity).

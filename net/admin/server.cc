@@ -318,6 +318,14 @@ std::string admin_server::respond(const request_head& head) {
     if (!get) return serialize(method_not_allowed("Allow: GET, HEAD\r\n"));
     r.content_type = "application/json";
     r.body = handlers_.policy();
+  } else if (path == "/admin/limits" && handlers_.limits) {
+    if (!get) return serialize(method_not_allowed("Allow: GET, HEAD\r\n"));
+    r.content_type = "application/json";
+    r.body = handlers_.limits();
+  } else if (path == "/admin/reload" && handlers_.reload) {
+    if (!get) return serialize(method_not_allowed("Allow: GET, HEAD\r\n"));
+    r.content_type = "application/json";
+    r.body = handlers_.reload();
   } else if (path == "/admin/reopen" && handlers_.reopen) {
     if (!post) return serialize(method_not_allowed("Allow: POST\r\n"));
     std::string error = handlers_.reopen();

@@ -35,6 +35,8 @@ struct admin_handlers {
   std::function<std::string()> metrics;  // GET /metrics: exposition text
   std::function<readiness()> ready;      // GET /readyz
   std::function<std::string()> policy;   // GET /admin/policy: a JSON document
+  std::function<std::string()> limits;   // GET /admin/limits: counters in use, JSON
+  std::function<std::string()> reload;   // GET /admin/reload: generation and last outcome, JSON
   // POST /admin/reopen: reopens the audit log. Empty string on success, else the reason (500).
   std::function<std::string()> reopen;
 };

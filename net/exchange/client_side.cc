@@ -1,4 +1,5 @@
 #include "net/exchange/client_side.h"
+#include "core/stderr_log.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -121,8 +122,8 @@ void client_side::on_accept(const io_uring_cqe& cqe) {
     }
   } else if (cqe.res != -ECANCELED && cqe.res != -EAGAIN && cqe.res != -EINTR) {
     // EMFILE/ENFILE: out of descriptors. Keep accepting; each retry reports again.
-    std::fprintf(stderr, "mcpgate: shard %u: accept failed: %s\n", ctx_.id(),
-                 std::strerror(-cqe.res));
+    core::logf(core::log_level::warn, "mcpgate: shard %u: accept failed: %s", ctx_.id(),
+               std::strerror(-cqe.res));
   }
   if (!more) {
     accept_armed_ = false;

@@ -116,6 +116,8 @@ struct exchange {
       s.verdicts = ticket->verdicts;
     }
     s.session = session_id;
+    if (method == http_method::get) s.bodyless_method = "GET";
+    if (method == http_method::delete_) s.bodyless_method = "DELETE";
     return s;
   }
 

@@ -1,4 +1,5 @@
 #include "net/exchange/relay.h"
+#include "core/stderr_log.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -100,6 +101,8 @@ bool relay::seal_session(client_conn& c, std::string_view upstream_id, std::stri
   assign(ex.cached_token, std::string_view(out).substr(before));
   assign(ex.cached_upstream_id, upstream_id);
   assign(ex.cached_owner, who);
+  // An initialize learns its session here: its audit line names it.
+  if (ex.session_id.empty()) ex.session_id = ex.cached_upstream_id;
   return true;
 }
 
@@ -115,8 +118,8 @@ bool relay::relay_head(upstream_conn& u, client_conn& c, std::string_view data, 
     }
     u.head_resume = 0;
     if (rh.status() == parse_status::error) {
-      std::fprintf(stderr, "mcpgate: upstream sent a malformed response head: %.*s\n",
-                   static_cast<int>(rh.error_reason().size()), rh.error_reason().data());
+      core::logf(core::log_level::warn, "mcpgate: upstream sent a malformed response head: %.*s",
+                 static_cast<int>(rh.error_reason().size()), rh.error_reason().data());
       on_failed(u, EPROTO);
       return false;
     }
@@ -169,8 +172,8 @@ bool relay::relay_head(upstream_conn& u, client_conn& c, std::string_view data, 
       if (equals_ignore_case(hd.name, "mcp-session-id")) {
         // The client gets the session bound to its identity, never the upstream's bare id.
         if (!seal_session(c, hd.value, h)) {
-          std::fprintf(stderr,
-                       "mcpgate: upstream sent an Mcp-Session-Id that is not a session id\n");
+          core::logf(core::log_level::warn,
+                     "mcpgate: upstream sent an Mcp-Session-Id that is not a session id");
           on_failed(u, EPROTO);
           return false;
         }

@@ -1,5 +1,7 @@
 #include "net/observe/audit_record.h"
 
+#include "core/stderr_log.h"
+
 #include "policy/json_writer.h"
 
 #include <openssl/evp.h>
@@ -22,15 +24,6 @@ void append_int(std::string& out, int64_t v) {
   char digits[24];
   auto r = std::to_chars(digits, digits + sizeof digits, v);
   out.append(digits, r.ptr);
-}
-
-void append_padded(std::string& out, unsigned v, int width) {
-  char digits[12];
-  for (int i = width - 1; i >= 0; --i) {
-    digits[i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  }
-  out.append(digits, static_cast<size_t>(width));
 }
 
 // ,"key": as one append of a literal whose length is known at compile time.
@@ -150,42 +143,9 @@ void append_arguments(std::string& out, const std::optional<raw_arguments>& args
 
 }  // namespace
 
-void append_rfc3339_micros(std::string& out, int64_t realtime_ns) {
-  // Floor division, so instants before 1970 still print correctly.
-  int64_t us = realtime_ns >= 0 ? realtime_ns / 1000 : -((-realtime_ns + 999) / 1000);
-  int64_t secs = us >= 0 ? us / 1'000'000 : -((-us + 999'999) / 1'000'000);
-  int64_t micros = us - secs * 1'000'000;
-  int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-  int64_t sod = secs - days * 86400;
-  // Civil date from a day count (proleptic Gregorian, eras of 400 years = 146097 days).
-  int64_t z = days + 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  append_padded(out, static_cast<unsigned>(year), 4);
-  out += '-';
-  append_padded(out, static_cast<unsigned>(month), 2);
-  out += '-';
-  append_padded(out, static_cast<unsigned>(day), 2);
-  out += 'T';
-  append_padded(out, static_cast<unsigned>(sod / 3600), 2);
-  out += ':';
-  append_padded(out, static_cast<unsigned>(sod / 60 % 60), 2);
-  out += ':';
-  append_padded(out, static_cast<unsigned>(sod % 60), 2);
-  out += '.';
-  append_padded(out, static_cast<unsigned>(micros), 6);
-  out += 'Z';
-}
-
 void append_audit_head(std::string& out, const audit_record& r, arguments_mode mode) {
   out += "{\"ts\":\"";
-  append_rfc3339_micros(out, r.realtime_ns);
+  core::append_rfc3339_micros(out, r.realtime_ns);
   out += '"';
   append_key(out, ",\"shard\":");
   append_uint(out, r.shard);
@@ -213,6 +173,11 @@ void append_audit_head(std::string& out, const audit_record& r, arguments_mode m
   append_string_or_null(out, r.rule);
   append_key(out, ",\"args\":");
   append_arguments(out, r.arguments, mode);
+}
+
+void append_audit_session(std::string& out, std::string_view session) {
+  append_key(out, ",\"session\":");
+  append_string_or_null(out, session);
 }
 
 void append_audit_tail(std::string& out, const audit_record& r) {

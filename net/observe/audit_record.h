@@ -84,9 +84,8 @@ void append_audit_line(std::string& out, const audit_record& record, arguments_m
 // the tail what is known when the exchange ends (decision, upstream_status, upstream_us,
 // gateway_us, bytes_in, bytes_out) and the closing "}\n". head + tail == append_audit_line.
 void append_audit_head(std::string& out, const audit_record& record, arguments_mode mode);
+// `,"session":"<id>"` as append_audit_head writes it, for a session learned after the head.
+void append_audit_session(std::string& out, std::string_view session);
 void append_audit_tail(std::string& out, const audit_record& record);
-
-// RFC 3339 in UTC with microseconds: "2026-11-25T16:02:43.123456Z".
-void append_rfc3339_micros(std::string& out, int64_t realtime_ns);
 
 }  // namespace mcpgate::net

@@ -11,6 +11,7 @@ void recorder::prepare(exchange_record& rec, const jsonrpc_result* body, const r
   rec.audit_heads.clear();
   rec.audit_ends.clear();
   rec.metric_ids.clear();
+  rec.session_pending = who.session.empty();
   size_t count = body ? body->messages.size() : 1;
   audit_record r;
   if (audit_) {
@@ -44,6 +45,7 @@ void recorder::prepare(exchange_record& rec, const jsonrpc_result* body, const r
       if (i < who.verdicts.size() && !who.verdicts[i].rule.empty()) r.rule = who.verdicts[i].rule;
     }
     if (!m && !rec.reply_rule.empty()) r.rule = rec.reply_rule;
+    if (!m && !who.bodyless_method.empty()) r.method = who.bodyless_method;
     append_audit_head(rec.audit_heads, r, arguments_);
     rec.audit_ends.push_back(static_cast<uint32_t>(rec.audit_heads.size()));
   }
@@ -52,6 +54,27 @@ void recorder::prepare(exchange_record& rec, const jsonrpc_result* body, const r
 void recorder::finish(exchange_record& rec, call_decision decision, const record_subject& who,
                       bool use_verdicts, bool forwarded, int upstream_status,
                       const metric_labels* labels) {
+  if (rec.session_pending && !who.session.empty() && audit_) {
+    // Every head has "session":null where the session goes (a string value cannot hold that
+    // sequence: its quotes would be escaped); put the session the upstream named there.
+    std::string rebuilt;
+    size_t begin = 0;
+    for (uint32_t& end : rec.audit_ends) {
+      std::string_view head = std::string_view(rec.audit_heads).substr(begin, end - begin);
+      size_t at = head.find(",\"session\":null");
+      if (at == std::string_view::npos) {
+        rebuilt.append(head);
+      } else {
+        rebuilt.append(head.substr(0, at));
+        append_audit_session(rebuilt, who.session);
+        rebuilt.append(head.substr(at + 15));
+      }
+      begin = end;
+      end = static_cast<uint32_t>(rebuilt.size());
+    }
+    rec.audit_heads.swap(rebuilt);
+    rec.session_pending = false;
+  }
   size_t count = std::max(rec.audit_ends.size(), rec.metric_ids.size());
   if (count == 0) return;
   int64_t now = core::monotonic_ns();
@@ -94,6 +117,7 @@ void recorder::finish(exchange_record& rec, call_decision decision, const record
   rec.audit_heads.clear();
   rec.audit_ends.clear();
   rec.metric_ids.clear();
+  rec.session_pending = who.session.empty();
 }
 
 void recorder::tool_changed(const exchange_record& rec, const record_subject& who,

@@ -35,6 +35,9 @@ struct exchange_record {
   std::string_view reply_rule;        // the "rule" of a reply made before any message was read
   std::string audit_heads;
   std::vector<uint32_t> audit_ends;
+  // The heads were written before the session was known (initialize: the upstream names it in
+  // its response); finish() fills it in.
+  bool session_pending = false;
   std::vector<std::pair<label_id, label_id>> metric_ids;  // per message: method, tool
 
   bool prepared() const { return !audit_ends.empty() || !metric_ids.empty(); }
@@ -50,6 +53,7 @@ struct exchange_record {
     reply_rule = {};
     audit_heads.clear();
     audit_ends.clear();
+    session_pending = false;
     metric_ids.clear();
   }
 };
@@ -60,6 +64,8 @@ struct record_subject {
   std::string_view grant;
   std::string_view session;  // the upstream's session id
   std::span<const message_verdict> verdicts;
+  // "GET" or "DELETE": the audit line's method for a request that carries no message.
+  std::string_view bodyless_method;
 };
 
 class recorder {

@@ -23,12 +23,17 @@ std::shared_ptr<const net::gate_config> load_gate(const gateway_settings& settin
 // version hash over the policy files' bytes.
 std::string policy_report(const net::gate_config& gate);
 
+// Whether callers must present a key (identities are configured).
+bool authenticates(const net::gate_config& gate);
+
 // One line for the start-up banner: which identities and grants are in force, or that every
 // call is allowed.
 std::string describe_gate(const net::gate_config& gate);
 
-// `mcpgate check FILE...`: validates each file (a policy document, or a gateway config with
-// the policies it names) and prints per tool what applies. Returns 1 on any error.
-int check_files(const std::vector<std::string>& files);
+// `mcpgate check FILE... [--upstream URL | -- COMMAND ARGS...]`: validates each file (a policy
+// document, or a gateway config with the policies and pins it names) and prints per tool what
+// applies; with a server, warns of every tool a policy names that the server does not list.
+// Returns 0, 1 on any invalid file, 2 on a usage error, 3 when there were such warnings.
+int check_files(const std::vector<std::string>& args);
 
 }  // namespace mcpgate::tools

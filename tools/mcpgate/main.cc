@@ -23,6 +23,7 @@
 #include "core/clock.h"
 #include "core/ring.h"
 #include "core/shard.h"
+#include "core/stderr_log.h"
 #include "net/admin/server.h"
 #include "net/exchange/gate.h"
 #include "net/exchange/policy_gate.h"
@@ -31,7 +32,10 @@
 #include "net/upstream/stdio/bridge.h"
 #include "policy/access_config.h"
 #include "policy/document.h"
+#include "policy/identity.h"
+#include "policy/json_writer.h"
 #include "policy/limits.h"
+#include "tools/mcpgate/build_stamp.h"
 #include "tools/mcpgate/catalogue.h"
 #include "tools/mcpgate/check.h"
 #include "tools/mcpgate/config.h"
@@ -42,7 +46,7 @@ namespace {
 using namespace mcpgate;
 
 int fail(const std::string& message) {
-  std::fprintf(stderr, "mcpgate: %s\n", message.c_str());
+  core::logf(core::log_level::error, "mcpgate: %s", message.c_str());
   return 1;
 }
 
@@ -56,7 +60,17 @@ cxxopts::Options make_options() {
   o.custom_help(
       "[--config FILE] [--listen HOST:PORT] [--upstream URL | --upstream-command CMD] "
       "[options]\n"
-      "  mcpgate check POLICY_OR_CONFIG...   validate files and print what applies");
+      "  mcpgate check FILE... [--upstream URL | -- COMMAND ARGS...]\n"
+      "                                      validate configs and policies, print what applies;\n"
+      "                                      with a server, warn of policy tools it does not have\n"
+      "  mcpgate catalogue --upstream URL | -- COMMAND ARGS...\n"
+      "                                      classify a server's tools; --policy FILE writes a\n"
+      "                                      starter policy, --pin FILE their pinned definitions\n"
+      "  mcpgate pins diff|accept FILE --upstream URL | -- COMMAND ARGS...\n"
+      "                                      review and accept changed tool definitions\n"
+      "  mcpgate hash-key [KEY]              print the SHA-256 of an API key (read from stdin\n"
+      "                                      when not given) for identities[].key_sha256\n"
+      "  (each subcommand takes --help)");
   o.add_options()("listen", "Address clients connect to, HOST:PORT (port 0 picks a free port)",
                   cxxopts::value<std::string>())(
       "upstream", "The MCP server's Streamable HTTP endpoint, http://HOST[:PORT]/PATH",
@@ -77,8 +91,58 @@ cxxopts::Options make_options() {
       cxxopts::value<std::string>())("config",
                                      "JSON config file; unknown keys are errors; flags override it",
                                      cxxopts::value<std::string>())(
-      "version", "Print the version and exit")("h,help", "Print this help and exit");
+      "log-format", "stderr lines as \"text\" (timestamp, level, message) or \"json\"",
+      cxxopts::value<std::string>()->default_value("text"))(
+      "version", "Print the version, the commit and the build flags, and exit")(
+      "h,help", "Print this help and exit");
   return o;
+}
+
+constexpr const char* help_epilogue =
+    "Signals:\n"
+    "  SIGHUP    re-read the config, policies and pins files (an invalid file keeps the old\n"
+    "            rules) and reopen the audit log\n"
+    "  SIGUSR1   reopen the audit log only (logrotate's postrotate)\n"
+    "  SIGTERM, SIGINT  stop accepting, finish calls in flight (up to drain_timeout_ms), exit 0\n"
+    "\n"
+    "Exit status:\n"
+    "  0  drained after SIGTERM/SIGINT; --help, --version\n"
+    "  1  the configuration, a policy or pins file is invalid, an address is taken, or\n"
+    "     io_uring is unavailable (one line on stderr names the cause)\n"
+    "  mcpgate check: 0 all valid, 1 an invalid file, 2 usage; with a server, 3 when a\n"
+    "     policy names tools the server does not have\n"
+    "  mcpgate pins diff: 0 unchanged, 1 changed, 2 error\n";
+
+// `mcpgate hash-key [KEY]`: the key's SHA-256 in hex, as identities[].key_sha256 and
+// admin.token_sha256 take it. Read from stdin when not given, so that it stays out of the
+// shell's history and the process list; one trailing newline is not part of the key.
+int hash_key_main(const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "-h" || args[0] == "--help")) {
+    std::printf(
+        "usage: mcpgate hash-key [KEY]\n  prints the SHA-256 of KEY (or of stdin, without one "
+        "trailing newline) in hex,\n  for identities[].key_sha256 or admin.token_sha256\n");
+    return 0;
+  }
+  if (args.size() > 1) {
+    std::fprintf(stderr, "mcpgate hash-key: expected one key, got %zu arguments\n", args.size());
+    return 2;
+  }
+  std::string key;
+  if (args.empty()) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0) key.append(buf, n);
+    if (!key.empty() && key.back() == '\n') key.pop_back();
+    if (!key.empty() && key.back() == '\r') key.pop_back();
+  } else {
+    key = args[0];
+  }
+  if (key.empty()) {
+    std::fprintf(stderr, "mcpgate hash-key: the key is empty\n");
+    return 2;
+  }
+  std::printf("%s\n", policy::digest_hex(policy::sha256(key)).c_str());
+  return 0;
 }
 
 // The settings as the command line and the config file give them now (for SIGHUP).
@@ -166,6 +230,55 @@ int run(const tools::gateway_settings& settings) {
   // What the admin thread reads; written here on reload, under a control-plane lock.
   std::mutex report_mu;
   std::string policy_report = tools::policy_report(*gate);
+  // The reloads so far, for /admin/reload and the metrics (under report_mu).
+  struct reload_record {
+    uint64_t generation = 1;
+    uint64_t ok = 0, rejected = 0;
+    std::string last_result = "none";  // "ok", "rejected"
+    int64_t last_at_ns = 0;            // CLOCK_REALTIME
+    std::string last_error;
+  } reloads;
+  auto reload_json = [&reloads] {
+    std::string out = "{\"generation\":" + std::to_string(reloads.generation) +
+                      ",\"reloads\":{\"ok\":" + std::to_string(reloads.ok) +
+                      ",\"rejected\":" + std::to_string(reloads.rejected) +
+                      "},\"last\":{\"result\":\"" + reloads.last_result + "\",\"at\":";
+    if (reloads.last_at_ns) {
+      out += '"';
+      core::append_rfc3339_micros(out, reloads.last_at_ns);
+      out += '"';
+    } else {
+      out += "null";
+    }
+    out += ",\"error\":";
+    if (reloads.last_error.empty())
+      out += "null";
+    else
+      policy::append_json_string(out, reloads.last_error);
+    out += "}}";
+    return out;
+  };
+  // Metrics of the process itself, after the shards' (under report_mu).
+  auto process_metrics = [&reloads] {
+    std::string out =
+        "# HELP mcpgate_build_info The running build: version, commit\n"
+        "# TYPE mcpgate_build_info gauge\n"
+        "mcpgate_build_info{version=\"" +
+        std::string(mcpgate::version) + "\",commit=\"" + tools::build_commit +
+        "\"} 1\n"
+        "# HELP mcpgate_config_generation The configuration generation in force (1 at start, "
+        "+1 per accepted reload)\n"
+        "# TYPE mcpgate_config_generation gauge\n"
+        "mcpgate_config_generation " +
+        std::to_string(reloads.generation) +
+        "\n"
+        "# HELP mcpgate_reloads_total SIGHUP reloads, by result\n"
+        "# TYPE mcpgate_reloads_total counter\n"
+        "mcpgate_reloads_total{result=\"ok\"} " +
+        std::to_string(reloads.ok) + "\nmcpgate_reloads_total{result=\"rejected\"} " +
+        std::to_string(reloads.rejected) + "\n";
+    return out;
+  };
 
   // Bound before any shard serves, so that a busy admin address stops the start-up cleanly.
   std::unique_ptr<net::admin_server> admin;
@@ -193,7 +306,16 @@ int run(const tools::gateway_settings& settings) {
       return fail(e.what());
     }
     net::admin_handlers handlers;
-    handlers.metrics = [&metrics, &counters] { return metrics.render() + counters.pins.render(); };
+    handlers.metrics = [&metrics, &counters, &report_mu, &process_metrics] {
+      std::string text = metrics.render() + counters.pins.render();
+      std::lock_guard lock(report_mu);
+      return text + process_metrics();
+    };
+    handlers.limits = [&counters] { return counters.report_json(core::monotonic_ns()); };
+    handlers.reload = [&report_mu, &reload_json] {
+      std::lock_guard lock(report_mu);
+      return reload_json();
+    };
     // The upstreams as started (a reload does not move them).
     handlers.ready = [upstreams = wire->upstreams] {
       net::readiness r;
@@ -242,17 +364,24 @@ int run(const tools::gateway_settings& settings) {
     return std::make_unique<net::proxy_shard>(wire, listeners[i], *stats[i], &metrics);
   });
   if (!error.empty()) {
-    std::fprintf(stderr, "mcpgate: %s\n", error.c_str());
+    core::logf(core::log_level::error, "mcpgate: %s", error.c_str());
     std::_Exit(1);  // shards that did start cannot be stopped cleanly without their peers
   }
   std::string host = wire->listen.host;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  std::fprintf(stderr, "mcpgate: listening on %s:%u\n", host.c_str(), port);
+  core::logf(core::log_level::info, "mcpgate: listening on %s:%u", host.c_str(), port);
   if (admin)
-    std::fprintf(stderr, "mcpgate: admin listening on %s:%u\n", admin_host.c_str(), admin->port());
-  std::fprintf(stderr, "mcpgate: %u shard%s, upstream %s, %s\n", shards, shards == 1 ? "" : "s",
-               settings.upstream.c_str(), tools::describe_gate(*gate).c_str());
-  std::fflush(stderr);
+    core::logf(core::log_level::info, "mcpgate: admin listening on %s:%u", admin_host.c_str(),
+               admin->port());
+  if (!net::is_loopback(wire->listen) && !tools::authenticates(*gate))
+    core::logf(core::log_level::warn,
+               "mcpgate: listening on %s:%u, off loopback, with no identities: anyone who can "
+               "reach the port calls the upstream as 'anonymous' (an open relay); configure "
+               "identities, or listen on 127.0.0.1",
+               host.c_str(), port);
+  core::logf(core::log_level::info, "mcpgate: %u shard%s, upstream %s, %s", shards,
+             shards == 1 ? "" : "s", settings.upstream.c_str(),
+             tools::describe_gate(*gate).c_str());
 
   for (;;) {
     int sig = 0;
@@ -268,9 +397,9 @@ int run(const tools::gateway_settings& settings) {
       if (audit_file) {
         core::log_file::open_result reopened = audit_file->reopen();
         if (!reopened.file) {
-          std::fprintf(
-              stderr,
-              "mcpgate: SIGHUP: cannot reopen the audit log, still writing to the old file: %s\n",
+          core::logf(
+              core::log_level::error,
+              "mcpgate: SIGHUP: cannot reopen the audit log, still writing to the old file: %s",
               reopened.error.c_str());
         } else {
           audit_file = reopened.file;
@@ -291,15 +420,20 @@ int run(const tools::gateway_settings& settings) {
             tools::resolve_config(fresh, bridge_at, next_gate, audit_file, wire->generation + 1));
         // What cannot change under a running process keeps its running value, and says so.
         for (const std::string& key : tools::keep_restart_only(*wire, settings, fresh, *next))
-          std::fprintf(stderr,
-                       "mcpgate: SIGHUP: %s changed; it takes effect at the next start (the "
-                       "running value stays)\n",
-                       key.c_str());
+          core::logf(core::log_level::warn,
+                     "mcpgate: SIGHUP: %s changed; it takes effect at the next start (the "
+                     "running value stays)",
+                     key.c_str());
         wire = next;
         metrics.set_labels(next_gate->labels);
         {
           std::lock_guard lock(report_mu);
           policy_report = tools::policy_report(*next_gate);
+          reloads.generation = wire->generation;
+          ++reloads.ok;
+          reloads.last_result = "ok";
+          reloads.last_at_ns = core::realtime_ns();
+          reloads.last_error.clear();
         }
         for (unsigned i = 0; i < shards; ++i) {
           core::message m;
@@ -307,19 +441,24 @@ int run(const tools::gateway_settings& settings) {
           m.ptr = new std::shared_ptr<const net::gateway_config>(wire);
           while (!group.inbox(i).post(shards, m)) sched_yield();
         }
-        std::fprintf(stderr, "mcpgate: SIGHUP: reloaded (generation %llu), %s\n",
-                     static_cast<unsigned long long>(wire->generation),
-                     tools::describe_gate(*next_gate).c_str());
+        core::logf(core::log_level::info, "mcpgate: SIGHUP: reloaded (generation %llu), %s",
+                   static_cast<unsigned long long>(wire->generation),
+                   tools::describe_gate(*next_gate).c_str());
       } catch (const std::exception& e) {
-        std::fprintf(stderr,
-                     "mcpgate: SIGHUP: reload rejected, the previous policy stays in force: %s\n",
-                     e.what());
+        core::logf(core::log_level::error,
+                   "mcpgate: SIGHUP: reload rejected, the previous policy stays in force: %s",
+                   e.what());
+        std::lock_guard lock(report_mu);
+        ++reloads.rejected;
+        reloads.last_result = "rejected";
+        reloads.last_at_ns = core::realtime_ns();
+        reloads.last_error = e.what();
       }
       continue;
     }
-    std::fprintf(stderr, "mcpgate: %s: draining (up to %lld ms)\n",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                 static_cast<long long>(wire->drain_timeout_ms));
+    core::logf(core::log_level::info, "mcpgate: %s: draining (up to %lld ms)",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               static_cast<long long>(wire->drain_timeout_ms));
     core::message m;
     m.kind = static_cast<uint32_t>(net::shard_message::drain);
     group.broadcast(m);
@@ -328,7 +467,7 @@ int run(const tools::gateway_settings& settings) {
     for (stdio_bridge_run& b : bridges) b.group->broadcast(m);
     for (stdio_bridge_run& b : bridges) b.group->join();
     if (admin) admin->stop();
-    std::fprintf(stderr, "mcpgate: drained, exiting\n");
+    core::logf(core::log_level::info, "mcpgate: drained, exiting");
     return 0;
   }
 }
@@ -342,18 +481,26 @@ int main(int argc, char** argv) {
     return tools::catalogue_main(std::vector<std::string>(argv + 2, argv + argc));
   if (argc >= 2 && std::string_view(argv[1]) == "pins")
     return tools::pins_main(std::vector<std::string>(argv + 2, argv + argc));
+  if (argc >= 2 && std::string_view(argv[1]) == "hash-key")
+    return hash_key_main(std::vector<std::string>(argv + 2, argv + argc));
   cxxopts::Options options = make_options();
   tools::gateway_settings settings;
   try {
     cxxopts::ParseResult args = options.parse(argc, argv);
     if (args.count("help")) {
-      std::printf("%s\n", options.help().c_str());
+      std::printf("%s\n%s", options.help().c_str(), help_epilogue);
       return 0;
     }
     if (args.count("version")) {
-      std::printf("mcpgate %s\n", mcpgate::version);
+      std::printf("mcpgate %s (commit %s)\nbuilt with %s\n", mcpgate::version, tools::build_commit,
+                  tools::build_flags);
       return 0;
     }
+    std::string log_format = args["log-format"].as<std::string>();
+    if (log_format == "json")
+      core::set_log_format(core::log_format::json);
+    else if (log_format != "text")
+      return fail("--log-format: expected \"text\" or \"json\", got \"" + log_format + "\"");
     if (!args.unmatched().empty())
       return fail("unexpected argument '" + args.unmatched().front() + "' (see --help)");
     tools::command_line_overrides& cl = settings.command_line;

@@ -11,6 +11,7 @@
 #include "core/send_queue.h"
 #include "core/shard.h"
 #include "core/slot_table.h"
+#include "core/stderr_log.h"
 #include "net/address.h"
 #include "net/observe/shard_stats.h"
 #include "net/observe/stdio_stats.h"
@@ -118,7 +119,8 @@ class stdio_bridge final : public core::shard_handler {
   void send_to_session(session& s, std::string_view line);
   void child_log(process& p, std::string_view line);
   // The gateway's stderr, written through the ring: a stuck terminal must not stall the bridge.
-  void log_line(std::string_view line);
+  // `message` is one line (a trailing newline is dropped); it gets the timestamp and level.
+  void log_line(std::string_view message, core::log_level level = core::log_level::info);
   void flush_log();
   void stop_process(process& p);
   void finalize_process(process& p);

@@ -63,7 +63,7 @@ stdio_bridge::process* stdio_bridge::start_process(std::string_view identity, st
     http_status = 502;
     code = -32030;
     error = "upstream unavailable: " + r.error;
-    log_line("mcpgate: stdio: " + r.error + "\n");
+    log_line("mcpgate: stdio: " + r.error, core::log_level::warn);
     return nullptr;
   }
   process& p = processes_.acquire();
@@ -334,7 +334,9 @@ void stdio_bridge::child_log(process& p, std::string_view line) {
   log_line(entry);
 }
 
-void stdio_bridge::log_line(std::string_view line) {
+void stdio_bridge::log_line(std::string_view message, core::log_level level) {
+  std::string line;
+  core::append_log_line(line, level, message);
   if (log_.pending_bytes() + line.size() > max_log_backlog) return;  // stderr is stuck
   log_.append(line);
   flush_log();

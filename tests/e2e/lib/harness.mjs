@@ -97,6 +97,9 @@ const tail_limit = 400;
 // A child process in its own process group, with its output kept (the last `tail_limit` lines)
 // for failure messages and matched line by line for readiness. Output is always drained: a child
 // blocked on a full pipe would look like a hung gateway.
+// "2026-12-03T13:21:52.123456Z info " (core/stderr_log.h).
+export const log_prefix = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (?:info|warn|error) /;
+
 class managed_process {
   constructor(name, command, args, {env, cwd} = {}) {
     this.name_ = name;
@@ -158,6 +161,9 @@ class managed_process {
   record_line(stream_name, line) {
     this.tail_.push(`[${stream_name}] ${line}`);
     if (this.tail_.length > tail_limit) this.tail_.shift();
+    // The gateway's stderr lines open with a timestamp and a level (core/stderr_log.h); the
+    // watchers see the message alone, so that patterns can anchor at "mcpgate: ".
+    if (stream_name === 'stderr') line = line.replace(log_prefix, '');
     for (const watcher of this.line_watchers_) watcher(stream_name, line);
   }
 

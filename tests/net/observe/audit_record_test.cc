@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/stderr_log.h"
+
 #include <simdjson.h>
 #include <algorithm>
 #include <cstring>
@@ -246,7 +248,7 @@ TEST(AuditRecord, InvalidUtf8BecomesReplacementCharacters) {
 TEST(AuditRecord, TimestampsAreRfc3339UtcWithMicroseconds) {
   auto ts = [](int64_t ns) {
     std::string out;
-    append_rfc3339_micros(out, ns);
+    core::append_rfc3339_micros(out, ns);
     return out;
   };
   EXPECT_EQ(ts(0), "1970-01-01T00:00:00.000000Z");
