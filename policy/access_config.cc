@@ -248,8 +248,9 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
         if (!p.is_string() || p.get_string().value_unsafe().empty()) {
           at.key("policy").fail_expected("a policy file name", p);
         }
+        json_location policy_at = at.key("policy");
         auto doc = std::make_shared<const document>(
-            load_document(resolve(std::string(p.get_string().value_unsafe()))));
+            load_document(resolve(std::string(p.get_string().value_unsafe())), &policy_at));
         compiled =
             builder.add_grant(std::string(field.key), grant_policy::kind::document, std::move(doc));
       }
@@ -277,8 +278,8 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
             if (seen == name) server_at.fail("a second policy for " + quote_string(name));
           if (!server.value.is_string() || server.value.get_string().value_unsafe().empty())
             server_at.fail_expected("a policy file name", server.value);
-          auto doc = std::make_shared<const document>(
-              load_document(resolve(std::string(server.value.get_string().value_unsafe()))));
+          auto doc = std::make_shared<const document>(load_document(
+              resolve(std::string(server.value.get_string().value_unsafe())), &server_at));
           grant_policy* for_server = builder.add_grant(
               std::string(field.key), grant_policy::kind::document, std::move(doc), name);
           for_server->identity_slot_base = static_cast<uint32_t>(identity_slots);
@@ -360,7 +361,9 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
   // No identities: everyone is "anonymous" in grant "default".
   grant_policy* fallback = nullptr;
   if (source.default_policy) {
-    auto doc = std::make_shared<const document>(load_document(resolve(*source.default_policy)));
+    json_location policy_at(source.config_file, "$.policy (or --policy)");
+    auto doc = std::make_shared<const document>(
+        load_document(resolve(*source.default_policy), &policy_at));
     fallback = builder.add_grant("default", grant_policy::kind::document, std::move(doc));
     if (grants.count("default")) {
       grants_at.key("default").fail("grant \"default\" is also given by the default policy");

@@ -1,5 +1,7 @@
 #include "policy/document.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -201,7 +203,7 @@ document parse_document(std::string_view text, std::string_view file_name) {
   simdjson::padded_string padded(text);
   auto parsed = parser.parse(padded);
   if (parsed.error()) {
-    root.fail(std::string("invalid JSON: ") + simdjson::error_message(parsed.error()));
+    root.fail(describe_invalid_json(text, parsed.error()));
   }
   dom::object top = expect_object(parsed.value_unsafe(), root, "a policy object");
 
@@ -265,9 +267,14 @@ document parse_document(std::string_view text, std::string_view file_name) {
   return doc;
 }
 
-document load_document(const std::filesystem::path& path) {
+document load_document(const std::filesystem::path& path, const json_location* referenced_by) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw load_error(path.string() + ": cannot open the file");
+  if (!in) {
+    std::string why = std::strerror(errno);
+    if (referenced_by)
+      referenced_by->fail("cannot read the policy file " + path.string() + ": " + why);
+    throw load_error(path.string() + ": cannot read the policy file: " + why);
+  }
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw load_error(path.string() + ": cannot read the file");

@@ -70,8 +70,10 @@ inline constexpr size_t kMaxLimitsPerTool = 8;
 // Parses a policy document; `file_name` only labels errors. Throws load_error.
 document parse_document(std::string_view text, std::string_view file_name);
 
-// Reads and parses a file; the error names `path` as given. Throws load_error.
-document load_document(const std::filesystem::path& path);
+// Reads and parses a file; the error names `path` as given, and when the file cannot be read,
+// `referenced_by` (the config key that named it) and errno. Throws load_error.
+document load_document(const std::filesystem::path& path,
+                       const json_location* referenced_by = nullptr);
 
 // What applies, per tool, as text for `mcpgate check`: hidden tools, the default, require
 // and deny_if conditions with their messages, limits (all_tools ones included).

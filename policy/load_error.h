@@ -46,6 +46,14 @@ class json_location {
 void check_keys(simdjson::dom::object object, const json_location& where,
                 std::initializer_list<std::string_view> allowed);
 
+// Where `text` stops being JSON and why, "line 3, column 17: expected ',' or '}'", for the
+// error of a file simdjson refused; empty when this scanner finds nothing wrong (invalid
+// UTF-8, which only simdjson checks). Never throws; bounded depth.
+std::string json_syntax_error(std::string_view text);
+// "invalid JSON: line 3, column 17: expected ',' or '}'", or simdjson's message for `error`
+// when the scanner finds nothing.
+std::string describe_invalid_json(std::string_view text, simdjson::error_code error);
+
 // The value as compact JSON, cut to about 60 bytes, for error messages.
 std::string quote_value(simdjson::dom::element value);
 // A string as a JSON string literal (escaped and quoted), for error messages and describe().

@@ -386,7 +386,7 @@ pins_file parse_pins_file(std::string_view text, const std::string& file) {
   dom::parser parser;
   dom::element root;
   if (auto err = parser.parse(simdjson::padded_string(text)).get(root))
-    throw load_error(file + ": not valid JSON: " + simdjson::error_message(err));
+    throw load_error(file + ": " + describe_invalid_json(text, err));
   json_location at(file, "$");
   dom::object top = get_object(root, at, "a pins file {\"mcpgate_pins\": 1, \"servers\": {...}}");
   check_keys(top, at, {"mcpgate_pins", "servers"});

@@ -76,10 +76,14 @@ TEST(AccessConfig, KeyHashMustBeSixtyFourHexDigits) {
 TEST(AccessConfig, RejectsUnknownKeysInIdentitiesAndGrants) {
   access_config_source source = with_identity("ops");
   source.identities_json = std::string(R"([{"name": "a", "key": "x", "grant": "ops"}])");
-  EXPECT_EQ(error_of(source), "mcpgate.json: $.identities[0].key: unknown key \"key\"");
+  EXPECT_EQ(
+      error_of(source),
+      "mcpgate.json: $.identities[0].key: unknown key \"key\" (known: name, key_sha256, grant)");
   source = with_identity("ops");
   source.grants_json = R"({"ops": {"polcy": "x.json"}})";
-  EXPECT_EQ(error_of(source), "mcpgate.json: $.grants.ops.polcy: unknown key \"polcy\"");
+  EXPECT_EQ(error_of(source),
+            "mcpgate.json: $.grants.ops.polcy: unknown key \"polcy\" (known: policy, upstreams, "
+            "servers)");
 }
 
 TEST(AccessConfig, PolicyErrorsNameThePolicyFile) {

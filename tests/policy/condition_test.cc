@@ -252,7 +252,7 @@ TEST(Condition, LoadErrorsNameThePathAndTheBadValue) {
   EXPECT_EQ(load_error_of(R"({"path": "arguments.a", "op": "exists"})"),
             "p.json: $.c.path: expected a path starting with \"args\", got \"arguments.a\"");
   EXPECT_EQ(load_error_of(R"({"path": "args.a", "op": "exists", "vaule": 1})"),
-            "p.json: $.c.vaule: unknown key \"vaule\"");
+            "p.json: $.c.vaule: unknown key \"vaule\" (known: path, op, value)");
   EXPECT_EQ(load_error_of(R"({"path": "args.a", "op": "exists", "value": 1})"),
             "p.json: $.c.value: exists takes no value");
   EXPECT_EQ(

@@ -51,11 +51,14 @@ TEST(Document, RejectsATypoInAKeyWithItsPath) {
   EXPECT_EQ(
       error_of(
           R"({"write_file": {"limits": [{"counter": "c", "window": "hour", "max": 3, "scoep": "grant"}]}})"),
-      "grants/ops.json: $.tools.write_file.limits[0].scoep: unknown key \"scoep\"");
+      "grants/ops.json: $.tools.write_file.limits[0].scoep: unknown key \"scoep\" (known: counter, "
+      "window, max, scope)");
   EXPECT_EQ(error_of(R"({"version": "1", "defualt": "deny"})"),
-            "grants/ops.json: $.defualt: unknown key \"defualt\"");
+            "grants/ops.json: $.defualt: unknown key \"defualt\" (known: version, default, hide, "
+            "all_tools, tools)");
   EXPECT_EQ(error_of(R"({"write_file": {"deny": []}})"),
-            "grants/ops.json: $.tools.write_file.deny: unknown key \"deny\"");
+            "grants/ops.json: $.tools.write_file.deny: unknown key \"deny\" (known: require, "
+            "deny_if, limits)");
 }
 
 TEST(Document, RejectsZeroNegativeAndFractionalMax) {
@@ -110,8 +113,9 @@ TEST(Document, RejectsOneCounterNameWithTwoDifferentLimits) {
 }
 
 TEST(Document, NamesToolKeysThatAreNotIdentifiersInBracketForm) {
-  EXPECT_EQ(error_of(R"({"a.b": {"x": 1}})"),
-            "grants/ops.json: $.tools[\"a.b\"].x: unknown key \"x\"");
+  EXPECT_EQ(
+      error_of(R"({"a.b": {"x": 1}})"),
+      "grants/ops.json: $.tools[\"a.b\"].x: unknown key \"x\" (known: require, deny_if, limits)");
 }
 
 TEST(Document, LoadDocumentNamesTheFile) {

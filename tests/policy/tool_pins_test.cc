@@ -111,7 +111,8 @@ TEST(PinsFile, RefusesEditedDefinitionsUnknownKeysAndDuplicates) {
   expect_load_error(R"({"mcpgate_pins":2,"servers":{}})", "$.mcpgate_pins: expected 1, got 2");
   expect_load_error(R"({"servers":{}})", "missing key \"mcpgate_pins\"");
   expect_load_error(R"({"tools":{}})", "unknown key");
-  expect_load_error("{", "pins.json: not valid JSON");
+  expect_load_error("{",
+                    "pins.json: invalid JSON: line 1, column 2: expected a key in double quotes");
 }
 
 struct pinned {
