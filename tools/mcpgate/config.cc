@@ -1,6 +1,11 @@
 #include "tools/mcpgate/config.h"
 
 #include <simdjson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
 
 #include <cstring>
 #include <filesystem>
@@ -8,6 +13,7 @@
 #include <stdexcept>
 
 #include "core/child_process.h"
+#include "policy/load_error.h"
 
 extern char** environ;
 
@@ -400,14 +406,68 @@ void load_config_file(const std::string& file, gateway_settings& s) {
 }
 
 extern const std::string_view embedded_default_config;
-extern const std::string_view embedded_default_dir;
+extern const std::string_view embedded_default_policy;
+extern const std::string_view embedded_default_server;
+
+namespace {
+
+// Where the embedded default's files live: $XDG_RUNTIME_DIR/mcpgate-default, else
+// /tmp/mcpgate-default-<uid>; a directory of this user's only (0700), refused when it is
+// anything else (a symlink or another user's directory planted in /tmp).
+std::string embedded_default_home() {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  std::string dir = runtime && *runtime ? std::string(runtime) + "/mcpgate-default"
+                                        : "/tmp/mcpgate-default-" + std::to_string(::getuid());
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw std::runtime_error("(embedded default): cannot create " + dir + ": " +
+                             std::strerror(errno));
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+      (st.st_mode & 077) != 0)
+    throw std::runtime_error("(embedded default): " + dir +
+                             " is not a directory of this user's alone (mode 0700); remove it");
+  return dir;
+}
+
+void write_whole(const std::string& path, std::string_view text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!out.flush())
+      throw std::runtime_error("(embedded default): cannot write " + tmp + ": " +
+                               std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error("(embedded default): cannot write " + path + ": " +
+                             std::strerror(errno));
+}
+
+}  // namespace
 
 void load_embedded_default(gateway_settings& s) {
-  load_config_text(embedded_default_config,
-                   "(embedded default) " + std::string(embedded_default_dir) + "/mcpgate.json",
-                   std::string(embedded_default_dir), s);
+  std::string dir = embedded_default_home();
+  write_whole(dir + "/policy.json", embedded_default_policy);
+  write_whole(dir + "/python_interpreter_server.py", embedded_default_server);
+  load_config_text(embedded_default_config, "(embedded default) " + dir + "/mcpgate.json", dir, s);
   s.embedded_default = true;
 }
+
+const std::array<std::string_view, 15> config_keys = {"listen",
+                                                      "upstream",
+                                                      "shards",
+                                                      "path",
+                                                      "policy",
+                                                      "audit",
+                                                      "admin",
+                                                      "deny_as",
+                                                      "hide_denied_tools",
+                                                      "allowed_origins",
+                                                      "allowed_hosts",
+                                                      "identities",
+                                                      "grants",
+                                                      "limits",
+                                                      "upstreams"};
 
 void load_config_text(std::string_view text, const std::string& file, const std::string& base_dir,
                       gateway_settings& s) {
@@ -415,7 +475,7 @@ void load_config_text(std::string_view text, const std::string& file, const std:
   simdjson::dom::parser parser;
   element root;
   if (auto err = parser.parse(simdjson::padded_string(text)).get(root))
-    throw std::runtime_error(file + ": not valid JSON: " + simdjson::error_message(err));
+    throw std::runtime_error(file + ": " + policy::describe_invalid_json(text, err));
   if (!root.is_object()) r.fail("$", "expected an object, got " + type_name(root.type()));
   s.base_dir = base_dir;
   simdjson::dom::object top = root.get_object().value_unsafe();
@@ -475,11 +535,11 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       s.grants_json = simdjson::minify(value);
     } else if (key == "limits")
       load_limits(r, value, s);
-    else
-      r.fail(path,
-             "unknown key (known: listen, upstream, shards, path, policy, audit, admin, "
-             "deny_as, hide_denied_tools, allowed_origins, allowed_hosts, identities, grants, "
-             "limits, upstreams)");
+    else {
+      std::string known;
+      for (std::string_view k : config_keys) known += (known.empty() ? "" : ", ") + std::string(k);
+      r.fail(path, "unknown key (known: " + known + ")");
+    }
   }
 }
 

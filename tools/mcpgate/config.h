@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,6 +85,9 @@ struct gateway_settings {
   bool upstream_given = false;               // "upstream" or a flag named the single upstream
   command_line_overrides command_line;
 };
+
+// Every top-level key a config file may have.
+extern const std::array<std::string_view, 15> config_keys;
 
 // Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
 // what was expected and what was found; unknown keys are errors.

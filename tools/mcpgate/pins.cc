@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/stderr_log.h"
 #include "policy/load_error.h"
 #include "tools/mcpgate/classify.h"
 
@@ -217,11 +218,11 @@ std::vector<std::shared_ptr<const policy::server_pins>> load_pins(const gateway_
           file.servers[up.label] = pins_of(listed);
           if (auto error = write_file_atomically(p.file, policy::format_pins_file(file), "pins"))
             throw std::runtime_error(*error);
-          std::fprintf(stderr,
-                       "mcpgate: pins: took %zu tool definitions of server '%s' from %s into %s "
-                       "(trust on first use)\n",
-                       file.servers[up.label].tools.size(), up.label.c_str(), listed.source.c_str(),
-                       p.file.c_str());
+          core::logf(core::log_level::info,
+                     "mcpgate: pins: took %zu tool definitions of server '%s' from %s into %s "
+                     "(trust on first use)",
+                     file.servers[up.label].tools.size(), up.label.c_str(), listed.source.c_str(),
+                     p.file.c_str());
         }
       }
     } catch (const std::exception& e) {

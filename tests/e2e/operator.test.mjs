@@ -1,0 +1,222 @@
+// What an operator of nginx or HAProxy expects on the command line and in the logs (issue
+// #21): --help and --version, hash-key, check telling configs from policies and warning of
+// tool names a server lacks, errors with line and column or the config key and errno,
+// timestamped stderr (text or JSON), the open-relay warning, /admin/limits, /admin/reload, the
+// build and reload metrics, and audit lines naming the session of an initialize and the
+// method of a DELETE.
+import assert from 'node:assert/strict';
+import {execFile, spawn} from 'node:child_process';
+import {createHash} from 'node:crypto';
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {after, before, describe, test} from 'node:test';
+
+import {gateway_bin, log_prefix, poll, read_metrics, skip_without_gateway, source_root, start_gateway, start_process, stop_all} from './lib/harness.mjs';
+import {connect_client, request_options} from './lib/sdk_client.mjs';
+
+const fixture = path.join(source_root, 'tests', 'fixtures', 'changing_tool_server.py');
+
+function run_cli(args, {input} = {}) {
+  return new Promise((resolve) => {
+    const child = execFile(gateway_bin, args, {timeout: 30_000}, (error, stdout, stderr) => {
+      resolve({code: error ? (error.code ?? 1) : 0, stdout, stderr});
+    });
+    if (input !== undefined) child.stdin.end(input);
+  });
+}
+
+const sha256_hex = (text) => createHash('sha256').update(text).digest('hex');
+
+describe('the command line', {skip: skip_without_gateway}, () => {
+  let dir = null;
+  before(async () => { dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-operator-')); });
+  after(async () => { if (dir) await rm(dir, {recursive: true, force: true}); });
+
+  test('--help lists every subcommand, the signals and the exit codes; --version the commit',
+       async () => {
+         const help = await run_cli(['--help']);
+         assert.equal(help.code, 0);
+         for (const word of ['mcpgate check', 'mcpgate catalogue', 'mcpgate pins diff|accept',
+                             'mcpgate hash-key', '--log-format', 'SIGHUP', 'SIGUSR1', 'SIGTERM',
+                             'Exit status:'])
+           assert.ok(help.stdout.includes(word), `--help does not mention ${word}`);
+         const version = await run_cli(['--version']);
+         assert.match(version.stdout, /^mcpgate \d+\.\d+\.\d+ \(commit ([0-9a-f]{7,}(-dirty)?|unknown)\)\nbuilt with \S+ [\d.]+ \S+ .*-O/);
+       });
+
+  test('hash-key prints the SHA-256 of a key given or read from stdin', async () => {
+    const expected = sha256_hex('demo-key-alice');
+    assert.equal((await run_cli(['hash-key', 'demo-key-alice'])).stdout, `${expected}\n`);
+    assert.equal((await run_cli(['hash-key'], {input: 'demo-key-alice\n'})).stdout, `${expected}\n`);
+    assert.equal((await run_cli(['hash-key'], {input: ''})).code, 2);
+  });
+
+  test('check reads a file with config keys as a config, and names key and known keys',
+       async () => {
+         const config = path.join(dir, 'deny-as.json');
+         await writeFile(config, '{"deny_as": "error"}');
+         const as_config = await run_cli(['check', config]);
+         assert.equal(as_config.code, 0, as_config.stderr);
+         assert.match(as_config.stdout, /valid gateway config/);
+
+         const policy = path.join(dir, 'unknown-key.json');
+         await writeFile(policy, '{"version": "1", "hidden": []}');
+         const unknown = await run_cli(['check', policy]);
+         assert.equal(unknown.code, 1);
+         assert.ok(unknown.stderr.includes(
+             `${policy}: $.hidden: unknown key "hidden" (known: version, default, hide, all_tools, tools)`),
+                   unknown.stderr);
+
+         const broken = path.join(dir, 'broken.json');
+         await writeFile(broken, '{"version": "1",\n "tools": {"a": {"deny_if": [}\n}');
+         const syntax = await run_cli(['check', broken]);
+         assert.equal(syntax.code, 1);
+         assert.match(syntax.stderr, /broken\.json: \$: invalid JSON: line 2, column 30: expected a value/);
+
+         const missing = path.join(dir, 'missing-policy.json');
+         await writeFile(missing, JSON.stringify({grants: {ops: {policy: 'nope.json'}}, identities: []}));
+         const gone = await run_cli(['check', missing]);
+         assert.equal(gone.code, 1);
+         assert.ok(gone.stderr.includes(`${missing}: $.grants.ops.policy: cannot read the policy file ` +
+                                        `${path.join(dir, 'nope.json')}: No such file or directory`),
+                   gone.stderr);
+       });
+
+  test('check with a server warns of a policy tool the server does not have, and exits 3',
+       async () => {
+         const description = path.join(dir, 'description.txt');
+         await writeFile(description, 'Fetch a page.');
+         const policy = path.join(dir, 'typo.json');
+         await writeFile(policy, JSON.stringify({'fetch-page': {deny_if: [{conditions: []}]}, word_count: {}}));
+         const r = await run_cli(['check', policy, '--', 'python3', fixture, description]);
+         assert.equal(r.code, 3, r.stderr);
+         assert.match(r.stderr, /warning: .*typo\.json: tool "fetch-page" is not a tool of stdio: python3 .* \(did you mean "fetch_page"\?\); under default allow, the server's own tool is not covered by this rule/);
+         assert.doesNotMatch(r.stderr, /word_count/);
+         const fixed = path.join(dir, 'fixed.json');
+         await writeFile(fixed, JSON.stringify({fetch_page: {deny_if: [{conditions: []}]}}));
+         assert.equal((await run_cli(['check', fixed, '--', 'python3', fixture, description])).code, 0);
+       });
+});
+
+describe('logs, admin routes and metrics', {skip: skip_without_gateway}, () => {
+  let dir = null;
+  let gateway = null;
+  let audit = null;
+  let config = null;
+  const key = 'operator-key';
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-operator-logs-'));
+    await writeFile(path.join(dir, 'description.txt'), 'Fetch a page.');
+    await writeFile(path.join(dir, 'policy.json'), JSON.stringify({
+      word_count: {limits: [{counter: 'words', window: 'hour', max: 3, scope: 'grant'}]},
+    }));
+    audit = path.join(dir, 'audit.log');
+    config = path.join(dir, 'gateway.json');
+    await writeFile(config, JSON.stringify({
+      upstream: {command: ['python3', fixture, path.join(dir, 'description.txt')]},
+      identities: [{name: 'ops', key_sha256: sha256_hex(key), grant: 'ops'}],
+      grants: {ops: {policy: 'policy.json'}},
+      audit: {path: audit, flush_interval_ms: 10},
+    }));
+    gateway = await start_gateway({config, admin: true});
+  });
+  after(async () => {
+    await stop_all(gateway);
+    if (dir) await rm(dir, {recursive: true, force: true});
+  });
+
+  test('stderr lines carry an RFC 3339 timestamp and a level, or are JSON', async () => {
+    const lines = [];
+    const child = spawn(gateway_bin, ['--upstream', 'http://127.0.0.1:9/mcp', '--listen', '127.0.0.1:0'],
+                        {stdio: ['ignore', 'ignore', 'pipe']});
+    child.stderr.on('data', (chunk) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+    await poll(() => lines.some((l) => l.includes('listening on')) || null, {what: 'the listening line'});
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('close', resolve));
+    assert.match(lines[0], log_prefix);
+    assert.match(lines[0], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z info mcpgate: listening on 127\.0\.0\.1:\d+$/);
+
+    const json = await run_cli(['--upstream', 'http://127.0.0.1:9/mcp', '--listen', '300.0.0.1:1',
+                                '--log-format', 'json']);
+    assert.equal(json.code, 1);
+    const line = JSON.parse(json.stderr.trim().split('\n')[0]);
+    assert.equal(line.level, 'error');
+    assert.match(line.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    assert.match(line.msg, /^mcpgate: /);
+    assert.equal((await run_cli(['--log-format', 'xml'])).code, 1);
+  });
+
+  test('a listener off loopback without identities is announced as an open relay', async () => {
+    const relay = start_process('open relay', gateway_bin,
+                                ['--upstream', 'http://127.0.0.1:9/mcp', '--listen', '0.0.0.0:0']);
+    try {
+      const [line] = await relay.wait_for_line(/^mcpgate: listening on 0\.0\.0\.0:\d+, off loopback, with no identities: .*open relay/);
+      assert.ok(line);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('/admin/limits shows each counter in use; /admin/reload and the metrics the reloads',
+       {timeout: 60_000}, async () => {
+         const {client} = await connect_client(gateway.url, {key});
+         for (let i = 0; i < 3; ++i)
+           await client.callTool({name: 'word_count', arguments: {text: 'a b'}}, undefined, request_options);
+         const limits = await (await fetch(`${gateway.admin_url}/admin/limits`)).json();
+         const words = limits.limits.find((l) => l.counter === 'words');
+         assert.deepEqual({used: words.used, max: words.max, window: words.window, scope: words.scope, key: words.key},
+                          {used: 3, max: 3, window: 'hour', scope: 'grant', key: 'ops'});
+         assert.ok(words.next_free_ms > 3_500_000 && words.next_free_ms <= 3_600_000, String(words.next_free_ms));
+
+         let metrics = await read_metrics(gateway.admin_url);
+         assert.equal(metrics.get('mcpgate_config_generation'), 1);
+         assert.equal(metrics.get('mcpgate_reloads_total{result="ok"}'), 0);
+         assert.ok([...metrics.keys()].some((k) => /^mcpgate_build_info\{version="[\d.]+",commit="[^"]+"\}$/.test(k)));
+         let reload = await (await fetch(`${gateway.admin_url}/admin/reload`)).json();
+         assert.equal(reload.last.result, 'none');
+
+         await writeFile(path.join(dir, 'policy.json'), '{"word_count": {"limit": []}}');
+         const rejected = gateway.process.wait_for_line(/reload rejected/);
+         process.kill(gateway.process.pid, 'SIGHUP');
+         await rejected;
+         reload = await (await fetch(`${gateway.admin_url}/admin/reload`)).json();
+         assert.equal(reload.last.result, 'rejected');
+         assert.match(reload.last.error, /unknown key "limit"/);
+         assert.equal(reload.generation, 1);
+
+         await writeFile(path.join(dir, 'policy.json'), '{"word_count": {}}');
+         const reloaded = gateway.process.wait_for_line(/SIGHUP: reloaded \(generation 2\)/);
+         process.kill(gateway.process.pid, 'SIGHUP');
+         await reloaded;
+         reload = await (await fetch(`${gateway.admin_url}/admin/reload`)).json();
+         assert.equal(reload.last.result, 'ok');
+         assert.equal(reload.last.error, null);
+         assert.equal(reload.generation, 2);
+         metrics = await read_metrics(gateway.admin_url);
+         assert.equal(metrics.get('mcpgate_config_generation'), 2);
+         assert.equal(metrics.get('mcpgate_reloads_total{result="ok"}'), 1);
+         assert.equal(metrics.get('mcpgate_reloads_total{result="rejected"}'), 1);
+         await client.close();
+       });
+
+  test('the audit line of an initialize names its session, and a DELETE its method',
+       {timeout: 30_000}, async () => {
+         const {client, transport} = await connect_client(gateway.url, {key});
+         const session = transport.sessionId;
+         assert.ok(session);
+         await transport.terminateSession();
+         await client.close();
+         const lines = await poll(async () => {
+           const all = (await readFile(audit, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+           return all.some((l) => l.method === 'DELETE') ? all : null;
+         }, {what: 'the DELETE in the audit log'});
+         const initialize = lines.filter((l) => l.method === 'initialize').at(-1);
+         const deleted = lines.find((l) => l.method === 'DELETE');
+         assert.equal(typeof initialize.session, 'string');
+         assert.ok(initialize.session.length > 0);
+         assert.equal(deleted.session, initialize.session, 'the DELETE ends the session the initialize began');
+         assert.equal(deleted.decision, 'allowed');
+       });
+});
