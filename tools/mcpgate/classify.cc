@@ -224,6 +224,8 @@ std::string_view class_name(risk_class c) {
   return "Write";
 }
 
+classification classify_by_text_and_hints(const tool_info& tool);
+
 std::optional<tool_info> parse_tool(std::string_view tool_json) {
   simdjson::dom::parser parser;
   simdjson::dom::object obj;
@@ -251,7 +253,69 @@ std::optional<tool_info> parse_tool(std::string_view tool_json) {
   return t;
 }
 
+namespace {
+
+// Why the tool looks like it reveals secrets or the environment, or empty.
+std::string sensitive_evidence(const tool_info& tool) {
+  static constexpr std::string_view name_words[] = {
+      "env",        "environ",     "environment", "getenv",    "printenv", "secret", "secrets",
+      "credential", "credentials", "password",    "passwords", "apikey",   "token",  "tokens"};
+  for (const std::string& w : words_of(tool.name))
+    for (std::string_view s : name_words)
+      if (w == s) return "name word " + in_quotes(w);
+  std::vector<std::string> sentence = words_of(first_sentence(tool.description));
+  for (size_t i = 0; i < sentence.size(); ++i) {
+    const std::string& w = sentence[i];
+    if (w == "environment" && i + 1 < sentence.size() && sentence[i + 1].rfind("variable", 0) == 0)
+      return "description says \"environment variables\"";
+    if (w == "secret" || w == "secrets" || w == "credential" || w == "credentials" ||
+        w == "password" || w == "passwords")
+      return "description says " + in_quotes(w);
+  }
+  return {};
+}
+
+// deny_if entries the schema makes obvious: path-like string arguments must not climb out
+// ("..") and amounts stay small until someone raises the bound.
+std::vector<classification::argument_check> argument_checks_of(const tool_info& tool) {
+  std::vector<classification::argument_check> out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element schema;
+  simdjson::dom::object properties;
+  if (parser.parse(tool.input_schema_json).get(schema) ||
+      schema["properties"].get_object().get(properties))
+    return out;
+  static constexpr std::string_view path_names[] = {
+      "path",     "file",           "filename", "file_path",   "filepath", "directory", "dir",
+      "dir_path", "directory_path", "target",   "destination", "dest",     "source",    "src"};
+  static constexpr std::string_view amount_names[] = {"amount", "price", "value_usd", "total"};
+  for (auto field : properties) {
+    std::string key(field.key);
+    std::string type;
+    std::string_view t;
+    if (!field.value["type"].get_string().get(t)) type = t;
+    std::string lowered = lower(key);
+    for (std::string_view n : path_names)
+      if (lowered == n && (type.empty() || type == "string"))
+        out.push_back({key, "contains", "\"..\"",
+                       "Paths with '..' are refused: they can leave the allowed directory."});
+    for (std::string_view n : amount_names)
+      if (lowered == n && (type.empty() || type == "number" || type == "integer"))
+        out.push_back({key, "gt", "100", "Amounts over 100 need a person's approval."});
+  }
+  return out;
+}
+
+}  // namespace
+
 classification classify_tool(const tool_info& tool) {
+  classification out = classify_by_text_and_hints(tool);
+  out.sensitive = sensitive_evidence(tool);
+  out.argument_checks = argument_checks_of(tool);
+  return out;
+}
+
+classification classify_by_text_and_hints(const tool_info& tool) {
   text_evidence text = from_text(tool);
   const tool_annotations& a = tool.annotations;
   classification out;
@@ -431,6 +495,8 @@ std::string policy_action(risk_class c, const starter_limits& limits) {
 }
 
 const char kDenyMessage[] = "Blocked by default. Requires approval.";
+const char kSensitiveMessage[] =
+    "Blocked by default: it may reveal secrets or the environment. Review before allowing.";
 
 void append_limit(std::string& out, const std::string& counter, std::string_view window,
                   std::int64_t max) {
@@ -469,6 +535,13 @@ std::string format_summary(const server_catalogue& c, const starter_limits& limi
       std::string name = t.tool.name;
       name.resize(std::max(name.size(), width), ' ');
       out += "  " + name + t.result.reason + "\n";
+      std::string pad(width + 2, ' ');
+      if (!t.result.sensitive.empty())
+        out += pad + "sensitive: " + t.result.sensitive +
+               "; the starter policy denies it (it may reveal secrets or the environment)\n";
+      else if (cls != risk_class::destructive && cls != risk_class::financial)
+        for (const classification::argument_check& a : t.result.argument_checks)
+          out += pad + "denied when " + a.argument + " " + a.op + " " + a.value + "\n";
     }
   }
 
@@ -545,8 +618,25 @@ std::string format_json(const server_catalogue& c, const starter_limits& limits)
       out += "null";
     else
       policy::append_json_string(out, t.result.disagreement);
-    out += ",\"policy\":";
-    policy::append_json_string(out, policy_action(t.result.cls, limits));
+    out += ",\"sensitive\":";
+    if (t.result.sensitive.empty())
+      out += "null";
+    else
+      policy::append_json_string(out, t.result.sensitive);
+    out += ",\"argument_checks\":[";
+    for (size_t i = 0; i < t.result.argument_checks.size(); ++i) {
+      const classification::argument_check& a = t.result.argument_checks[i];
+      if (i) out += ',';
+      out += "{\"argument\":";
+      policy::append_json_string(out, a.argument);
+      out += ",\"op\":";
+      policy::append_json_string(out, a.op);
+      out += ",\"value\":" + a.value + "}";
+    }
+    out += "],\"policy\":";
+    policy::append_json_string(out, t.result.sensitive.empty()
+                                        ? policy_action(t.result.cls, limits)
+                                        : std::string("blocked by default, may reveal secrets"));
     out += "}";
   }
   out += "]}\n";
@@ -563,6 +653,12 @@ std::string format_policy(const server_catalogue& c, const starter_limits& limit
       first = false;
       policy::append_json_string(out, t.tool.name);
       out += ": { ";
+      if (!t.result.sensitive.empty()) {
+        out += "\"deny_if\": [ { \"conditions\": [], \"on_deny\": ";
+        policy::append_json_string(out, kSensitiveMessage);
+        out += " } ] }";
+        continue;
+      }
       switch (cls) {
         case risk_class::destructive:
         case risk_class::financial:
@@ -572,10 +668,25 @@ std::string format_policy(const server_catalogue& c, const starter_limits& limit
           break;
         case risk_class::execute:
         case risk_class::write:
-          append_limit(out, t.tool.name + "_per_hour", "hour", limits.write_per_hour);
-          break;
         case risk_class::read:
-          append_limit(out, t.tool.name + "_per_minute", "minute", limits.read_per_minute);
+          if (!t.result.argument_checks.empty()) {
+            out += "\"deny_if\": [";
+            bool first_check = true;
+            for (const classification::argument_check& a : t.result.argument_checks) {
+              out += first_check ? " " : ", ";
+              first_check = false;
+              out += "{ \"conditions\": [ { \"path\": ";
+              policy::append_json_string(out, "args." + a.argument);
+              out += ", \"op\": \"" + a.op + "\", \"value\": " + a.value + " } ], \"on_deny\": ";
+              policy::append_json_string(out, a.message);
+              out += " }";
+            }
+            out += " ], ";
+          }
+          if (cls == risk_class::read)
+            append_limit(out, t.tool.name + "_per_minute", "minute", limits.read_per_minute);
+          else
+            append_limit(out, t.tool.name + "_per_hour", "hour", limits.write_per_hour);
           break;
       }
       out += " }";

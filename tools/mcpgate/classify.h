@@ -48,6 +48,19 @@ struct classification {
   // Set when the annotations and the name/description/schema point to different classes; the
   // annotations win, and this says what the text suggested.
   std::string disagreement;
+  // Set when the name or description says the tool reveals secrets or the environment
+  // (get-env, print_env, "returns the API key"): why. The starter policy denies such a tool
+  // whatever its class.
+  std::string sensitive;
+  // Argument checks the input schema makes obvious, as deny_if entries of the starter policy:
+  // a path argument containing "..", an amount over 100.
+  struct argument_check {
+    std::string argument;  // the property
+    std::string op;        // "contains", "gt"
+    std::string value;     // JSON text
+    std::string message;
+  };
+  std::vector<argument_check> argument_checks;
 };
 
 // Classifies a tool. Annotations decide when they state a hint: readOnlyHint true is Read;
