@@ -201,6 +201,20 @@ describe('logs, admin routes and metrics', {skip: skip_without_gateway}, () => {
          await client.close();
        });
 
+  test('catalogue --header reaches a server behind a bearer key', {timeout: 60_000}, async () => {
+    const listed = await run_cli(['catalogue', '--upstream', gateway.url, '--json',
+                                  '--header', `Authorization: Bearer ${key}`]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(JSON.parse(listed.stdout).tools.map((t) => t.name).sort(),
+                     ['fetch_page', 'word_count']);
+    const refused = await run_cli(['catalogue', '--upstream', gateway.url]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /401/);
+    const malformed = await run_cli(['catalogue', '--upstream', gateway.url, '--header', 'no colon']);
+    assert.equal(malformed.code, 1);
+    assert.match(malformed.stderr, /--header: expected NAME:VALUE/);
+  });
+
   test('the audit line of an initialize names its session, and a DELETE its method',
        {timeout: 30_000}, async () => {
          const {client, transport} = await connect_client(gateway.url, {key});

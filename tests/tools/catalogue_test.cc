@@ -270,6 +270,45 @@ TEST(CataloguePolicy, ToolNamesNeedingEscapesStillLoad) {
   EXPECT_EQ(doc.tools.count("get_\xc3\xa9t\xc3\xa9"), 1u);
 }
 
+TEST(CatalogueSensitive, ToolsThatRevealSecretsOrTheEnvironmentAreDenied) {
+  for (const char* name :
+       {"get-env", "print_env", "getEnvironment", "read_secret", "list_credentials"})
+    EXPECT_FALSE(tools::classify_tool(tool(name)).sensitive.empty()) << name;
+  EXPECT_FALSE(
+      tools::classify_tool(tool("dump", "Returns all environment variables of the process."))
+          .sensitive.empty());
+  for (const char* name : {"read_file", "environmental_report_page", "list_events"})
+    EXPECT_TRUE(tools::classify_tool(tool(name)).sensitive.empty()) << name;
+  tools::server_catalogue c =
+      tools::make_catalogue("s", "1", "", "", {tool("get-env", "Show the environment.")});
+  EXPECT_EQ(c.tools[0].result.cls, risk_class::read);
+  policy::document doc = policy::parse_document(tools::format_policy(c, {}), "p.json");
+  const policy::tool_rules& rules = doc.tools.find("get-env")->second;
+  EXPECT_TRUE(rules.denied_unconditionally());
+  EXPECT_NE(rules.deny_if[0].on_deny.find("may reveal secrets"), std::string::npos);
+  EXPECT_NE(tools::format_summary(c, {}).find("sensitive: name word \"env\""), std::string::npos);
+}
+
+TEST(CatalogueArguments, PathArgumentsRefuseDotDotAndAmountsOverAHundredAreDenied) {
+  tools::server_catalogue c = tools::make_catalogue(
+      "s", "1", "", "",
+      {tool(
+           "write_file", "Write a file.",
+           R"({"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}}})"),
+       tool("tip_author", "Send a tip.",
+            R"({"type":"object","properties":{"amount":{"type":"number"}}})")});
+  policy::document doc = policy::parse_document(tools::format_policy(c, {}), "p.json");
+  const policy::tool_rules& write = doc.tools.find("write_file")->second;
+  ASSERT_EQ(write.deny_if.size(), 1u);
+  EXPECT_EQ(write.deny_if[0].conditions.size(), 1u);
+  EXPECT_EQ(write.limits.size(), 1u) << "the limit stays beside the check";
+  EXPECT_FALSE(write.denied_unconditionally());
+  const policy::tool_rules& tip = doc.tools.find("tip_author")->second;
+  ASSERT_FALSE(tip.deny_if.empty());
+  EXPECT_NE(tools::format_summary(c, {}).find("denied when path contains \"..\""),
+            std::string::npos);
+}
+
 TEST(CataloguePolicy, EmptyServerGivesAPolicyThatDeniesEverything) {
   tools::server_catalogue c = tools::make_catalogue("s", "1", "", "", {});
   policy::document doc = policy::parse_document(tools::format_policy(c, {}), "p.json");

@@ -42,6 +42,10 @@ cxxopts::Options make_options() {
       cxxopts::value<std::int64_t>()->default_value("30"))(
       "read-per-minute", "Cap for each Read tool, per grant per minute",
       cxxopts::value<std::int64_t>()->default_value("60"))(
+      "header",
+      "NAME:VALUE sent with every request to an HTTP server (repeat for more), e.g. "
+      "\"Authorization: Bearer KEY\" for a server behind auth",
+      cxxopts::value<std::vector<std::string>>())(
       "timeout-ms", "Give up when the server has not answered everything by then",
       cxxopts::value<std::int64_t>()->default_value("15000"))("h,help", "Print this help");
   return o;
@@ -57,6 +61,7 @@ int catalogue_main(const std::vector<std::string>& args) {
 
   cxxopts::Options options = make_options();
   std::string upstream, policy_file, pin_file, server;
+  std::vector<std::string> headers;
   bool json = false;
   starter_limits limits;
   std::int64_t timeout_ms = 15000;
@@ -77,6 +82,7 @@ int catalogue_main(const std::vector<std::string>& args) {
     if (parsed.count("policy")) policy_file = parsed["policy"].as<std::string>();
     if (parsed.count("pin")) pin_file = parsed["pin"].as<std::string>();
     server = parsed["server"].as<std::string>();
+    if (parsed.count("header")) headers = parsed["header"].as<std::vector<std::string>>();
     json = parsed.count("json") > 0;
     limits.write_per_hour = parsed["write-per-hour"].as<std::int64_t>();
     limits.read_per_minute = parsed["read-per-minute"].as<std::int64_t>();
@@ -104,7 +110,7 @@ int catalogue_main(const std::vector<std::string>& args) {
   try {
     core::spawn_options spawn;
     spawn.argv = command;
-    listed = fetch_tools(upstream, spawn, timeout_ms);
+    listed = fetch_tools(upstream, spawn, timeout_ms, headers);
     std::vector<tool_info> tools;
     for (const std::string& raw : listed.tools) {
       std::optional<tool_info> t = parse_tool(raw);

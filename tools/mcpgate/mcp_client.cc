@@ -77,8 +77,12 @@ namespace {
 
 class http_transport final : public mcp_transport {
  public:
-  http_transport(const std::string& url, mcp_deadline deadline, std::int64_t timeout_ms)
-      : url_text_(url), deadline_(deadline), timeout_ms_(timeout_ms) {
+  http_transport(const std::string& url, mcp_deadline deadline, std::int64_t timeout_ms,
+                 std::string extra_headers)
+      : url_text_(url),
+        deadline_(deadline),
+        timeout_ms_(timeout_ms),
+        extra_headers_(std::move(extra_headers)) {
     try {
       url_ = net::parse_http_url(url, "--upstream");
     } catch (const std::exception& e) {
@@ -175,6 +179,7 @@ class http_transport final : public mcp_transport {
                       std::string(mcpgate::version) + "\r\n";
     if (!session_id_.empty()) req += "Mcp-Session-Id: " + session_id_ + "\r\n";
     if (!protocol_version_.empty()) req += "MCP-Protocol-Version: " + protocol_version_ + "\r\n";
+    req += extra_headers_;
     req += "Content-Length: " + std::to_string(message.size()) + "\r\nConnection: close\r\n\r\n";
     req += message;
     send_all(fd.get(), req, method);
@@ -344,6 +349,7 @@ class http_transport final : public mcp_transport {
   net::http_url url_;
   mcp_deadline deadline_;
   std::int64_t timeout_ms_;
+  std::string extra_headers_;  // "Name: value\r\n" lines of --header
   std::string session_id_;
   std::string protocol_version_;
 };
@@ -355,8 +361,22 @@ std::string int_text(std::int64_t v) {
 }  // namespace
 
 std::unique_ptr<mcp_transport> connect_http(const std::string& url, mcp_deadline deadline,
-                                            std::int64_t timeout_ms) {
-  return std::make_unique<http_transport>(url, deadline, timeout_ms);
+                                            std::int64_t timeout_ms,
+                                            const std::vector<std::string>& headers) {
+  std::string lines;
+  for (const std::string& h : headers) {
+    size_t colon = h.find(':');
+    std::string_view name = std::string_view(h).substr(0, colon);
+    bool token = colon != std::string::npos && colon > 0 &&
+                 name.find_first_of(" \t\r\n\"(),/:;<=>?@[\\]{}") == std::string_view::npos;
+    if (!token || h.find_first_of("\r\n") != std::string::npos)
+      throw mcp_client_error("--header: expected NAME:VALUE on one line, got '" + h + "'");
+    std::string_view value = std::string_view(h).substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    lines.append(name).append(": ").append(value).append("\r\n");
+  }
+  return std::make_unique<http_transport>(url, deadline, timeout_ms, std::move(lines));
 }
 
 mcp_client::mcp_client(std::unique_ptr<mcp_transport> transport)
@@ -443,10 +463,10 @@ std::vector<std::string> mcp_client::list_tools() {
 }
 
 server_tools fetch_tools(const std::string& url, const core::spawn_options& command,
-                         std::int64_t timeout_ms) {
+                         std::int64_t timeout_ms, const std::vector<std::string>& headers) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   mcp_client client(url.empty() ? start_stdio(command, deadline, timeout_ms)
-                                : connect_http(url, deadline, timeout_ms));
+                                : connect_http(url, deadline, timeout_ms, headers));
   server_tools out;
   out.info = client.initialize();
   out.source = client.transport().describe();

@@ -50,8 +50,10 @@ class mcp_transport {
 // Streamable HTTP to `url` (http:// only). Every POST uses a fresh connection; the
 // Mcp-Session-Id the server assigns on initialize is sent back on every later request. Every
 // wait ends at `deadline`; `timeout_ms` only words the error.
+// `headers` ("Name: value", from --header) go on every request, for servers behind auth.
 std::unique_ptr<mcp_transport> connect_http(const std::string& url, mcp_deadline deadline,
-                                            std::int64_t timeout_ms);
+                                            std::int64_t timeout_ms,
+                                            const std::vector<std::string>& headers = {});
 
 // Starts `command` (argv; argv[0] looked up in PATH) in a process group of its own, with
 // its stdin and stdout as the stdio transport (one JSON-RPC message per line) and its stderr
@@ -100,6 +102,6 @@ struct server_tools {
 // Throws mcp_client_error, also for an entry without a name or a name listed twice (a policy
 // or a pin keys tools by name).
 server_tools fetch_tools(const std::string& url, const core::spawn_options& command,
-                         std::int64_t timeout_ms);
+                         std::int64_t timeout_ms, const std::vector<std::string>& headers = {});
 
 }  // namespace mcpgate::tools
