@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
-import {gateway_bin, poll, read_metrics, skip_without_gateway, source_root, start_gateway, stop_all} from './lib/harness.mjs';
+import {gateway_bin, poll, read_metrics, skip_without_gateway, source_root, start_gateway, start_upstream, stop_all} from './lib/harness.mjs';
 import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
 
 const fixture = path.join(source_root, 'tests', 'fixtures', 'changing_tool_server.py');
@@ -193,6 +193,34 @@ describe('pinned tools', {skip: skip_without_gateway}, () => {
          assert.deepEqual(await tool_names(client), ['fetch_page', 'word_count']);
          await writeFile(description, rug_pull);
          assert.deepEqual(await tool_names(client), ['word_count']);
+         await client.close();
+       });
+
+  test('a named HTTP upstream answering in SSE: pinned tools pass untouched, an unpinned one ' +
+           'is hidden and refused', {timeout: 90_000}, async () => {
+         const upstream = await start_upstream();
+         gateways.push(upstream);
+         const pins = path.join(dir, 'everything.json');
+         const taken = await run_cli(['catalogue', '--pin', pins, '--server', 'everything',
+                                      '--upstream', upstream.url]);
+         assert.equal(taken.code, 0, taken.stderr);
+         const file = JSON.parse(await readFile(pins, 'utf8'));
+         const names = Object.keys(file.servers.everything.tools).sort();
+         assert.ok(names.includes('echo') && names.includes('get-env'), names.join(' '));
+         delete file.servers.everything.tools['get-env'];
+         await writeFile(pins, JSON.stringify(file));
+         const config = path.join(dir, 'everything-gateway.json');
+         await writeFile(config, JSON.stringify({
+           upstreams: {everything: {url: upstream.url, pins: {file: 'everything.json', unpinned: 'hide'}}},
+         }));
+         const gateway = await start_gateway({config, endpoint_path: '/mcp/everything'});
+         gateways.push(gateway);
+         const {client} = await connect_client(gateway.url);
+         const listed = await tool_names(client);
+         assert.deepEqual(listed, names.filter((n) => n !== 'get-env'));
+         assert.equal(text_of(await call(client, 'echo', {message: 'pinned'})), 'Echo: pinned');
+         const refused = await call(client, 'get-env', {});
+         assert.equal(refused.structuredContent.rule, 'pins');
          await client.close();
        });
 
