@@ -6,6 +6,19 @@
 
 namespace mcpgate::net {
 
+audit_record recorder::line_base(const exchange_record& rec, const record_subject& who,
+                                 int64_t realtime_ns) const {
+  audit_record r;
+  r.realtime_ns = realtime_ns;
+  r.shard = shard_;
+  r.conn = rec.conn;
+  r.req = rec.req;
+  if (!who.identity.empty()) r.identity = who.identity;
+  if (!who.grant.empty()) r.grant = who.grant;
+  if (!who.session.empty()) r.session = who.session;
+  return r;
+}
+
 void recorder::prepare(exchange_record& rec, const jsonrpc_result* body, const record_subject& who,
                        const metric_labels* labels) {
   rec.audit_heads.clear();
@@ -14,15 +27,9 @@ void recorder::prepare(exchange_record& rec, const jsonrpc_result* body, const r
   rec.session_pending = who.session.empty();
   size_t count = body ? body->messages.size() : 1;
   audit_record r;
-  if (audit_) {
-    r.realtime_ns = rec.started_realtime_ns ? rec.started_realtime_ns : core::realtime_ns();
-    r.shard = shard_;
-    r.conn = rec.conn;
-    r.req = rec.req;
-    if (!who.identity.empty()) r.identity = who.identity;
-    if (!who.grant.empty()) r.grant = who.grant;
-    if (!who.session.empty()) r.session = who.session;
-  }
+  if (audit_)
+    r = line_base(rec, who,
+                  rec.started_realtime_ns ? rec.started_realtime_ns : core::realtime_ns());
   for (size_t i = 0; i < count; ++i) {
     const jsonrpc_message* m = body ? &body->messages[i] : nullptr;
     bool is_call = m && m->method == "tools/call" && m->name;
@@ -117,21 +124,13 @@ void recorder::finish(exchange_record& rec, call_decision decision, const record
   rec.audit_heads.clear();
   rec.audit_ends.clear();
   rec.metric_ids.clear();
-  rec.session_pending = who.session.empty();
 }
 
 void recorder::tool_changed(const exchange_record& rec, const record_subject& who,
                             const tool_change_record& change) {
   if (!audit_) return;
-  audit_record r;
-  r.realtime_ns = core::realtime_ns();  // when the response showed it, not when it was asked
-  r.shard = shard_;
-  r.conn = rec.conn;
-  r.req = rec.req;
-  if (!who.identity.empty()) r.identity = who.identity;
-  if (!who.grant.empty()) r.grant = who.grant;
-  if (!who.session.empty()) r.session = who.session;
-  append_tool_change_line(lines_, r, change);
+  // Stamped when the response showed the change, not when the list was asked for.
+  append_tool_change_line(lines_, line_base(rec, who, core::realtime_ns()), change);
   audit_->append(lines_);
   lines_.clear();
 }

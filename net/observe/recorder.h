@@ -91,6 +91,10 @@ class recorder {
   bool auditing() const { return audit_ != nullptr; }
 
  private:
+  // Who and where, for a line of this exchange.
+  audit_record line_base(const exchange_record& rec, const record_subject& who,
+                         int64_t realtime_ns) const;
+
   unsigned shard_;
   core::log_writer* audit_;
   shard_metrics* metrics_;
