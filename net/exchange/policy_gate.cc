@@ -2,6 +2,7 @@
 
 #include "core/clock.h"
 
+#include <openssl/crypto.h>
 #include <time.h>
 
 #include "net/http/writer.h"
@@ -28,7 +29,12 @@ class policy_ticket final : public gate_ticket {
   const policy::identity* who_ = nullptr;
   const policy::grant_policy* policy_ = nullptr;  // the grant's policy for the route's server
   const policy::server_pins* pins_ = nullptr;     // the route's server's pins, if any
-  std::vector<policy::decision> allowed_;         // decisions holding reservations
+  // The Authorization header that last authenticated on this connection and whom it named: a
+  // keep-alive client repeats it on every request, and the SHA-256 and the walk over every
+  // identity need not be repeated with it. Valid as long as access_ (this ticket's gate).
+  std::string cached_authorization_;
+  const policy::identity* cached_who_ = nullptr;
+  std::vector<policy::decision> allowed_;  // decisions holding reservations
 };
 
 bool is_tools_call(const jsonrpc_message& m) {
@@ -54,7 +60,20 @@ bool policy_gate::admit(const request_view& request, gate_ticket& ticket, gate_r
   auto& t = static_cast<policy_ticket&>(ticket);
   t.filter_response = false;
   t.consumed_credential = access_->anonymous() == nullptr;
-  t.who_ = policy::authenticate(*access_, request.authorization);
+  // Compared in constant time for its length: a connection shared by two clients (behind a
+  // proxy) must not learn the other's key from how long a mismatch took.
+  std::string_view presented = request.authorization;
+  if (t.cached_who_ && presented.size() == t.cached_authorization_.size() &&
+      CRYPTO_memcmp(presented.data(), t.cached_authorization_.data(), presented.size()) == 0) {
+    t.who_ = t.cached_who_;
+  } else {
+    t.who_ = policy::authenticate(*access_, presented);
+    t.cached_who_ = nullptr;
+    if (t.who_ && t.consumed_credential) {
+      t.cached_authorization_.assign(presented);
+      t.cached_who_ = t.who_;
+    }
+  }
   t.identity = t.who_ ? std::string_view(t.who_->name) : std::string_view();
   t.grant = t.who_ && t.who_->grant ? std::string_view(t.who_->grant->name) : std::string_view();
   if (t.who_) return true;

@@ -11,7 +11,8 @@ import {after, before, describe, test} from 'node:test';
 
 import {poll, read_metrics, skip_without_gateway, source_root, start_counting_upstream, stop_all} from '../e2e/lib/harness.mjs';
 
-import {assert_session_not_found, start_two_identities} from './lib/two_identities.mjs';
+import {raw_connection} from './lib/bypass_wire.mjs';
+import {assert_session_not_found, protocol_version, start_two_identities} from './lib/two_identities.mjs';
 
 const interpreter = path.join(source_root, 'tests', 'fixtures', 'python_interpreter_server.py');
 
@@ -74,6 +75,40 @@ describe('sessions over an HTTP upstream belong to their creator', {skip: skip_w
     // The audit line names the upstream's session, the part of the token before its seal.
     assert.equal(line.session, session.slice(0, session.lastIndexOf('.')), JSON.stringify(line));
   });
+
+  test('one keep-alive connection: each request is whoever its own key names, never the last ' +
+           'one that authenticated', {timeout: 30_000}, async () => {
+         // An initialize with `authorization` (null: none) on `connection`, and its response.
+         const post = (connection, id, authorization) => {
+           const body = JSON.stringify({jsonrpc: '2.0', id, method: 'initialize', params: {
+             protocolVersion: protocol_version, capabilities: {},
+             clientInfo: {name: 'auth-cache', version: '1'}}});
+           connection.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${scene.port}\r\n` +
+                            (authorization === null ? '' : `Authorization: ${authorization}\r\n`) +
+                            'Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n' +
+                            `MCP-Protocol-Version: ${protocol_version}\r\n` +
+                            `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+           return connection.next_response();
+         };
+         const alice = `Bearer ${scene.keys.alice}`;
+         // A wrong key of the same length, differing in its last character only.
+         const forged = alice.slice(0, -1) + (alice.endsWith('A') ? 'B' : 'A');
+         const first = await raw_connection.open(scene.port);
+         assert.equal((await post(first, 'auth-1', alice)).status, 200);
+         assert.equal((await post(first, 'auth-2', `Bearer ${scene.keys.bob}`)).status, 200);
+         assert.equal((await post(first, 'auth-3', alice)).status, 200);
+         const refused = await post(first, 'auth-4', forged);
+         assert.equal(refused.status, 401, refused.body);
+         first.destroy();
+         const second = await raw_connection.open(scene.port);
+         assert.equal((await post(second, 'auth-5', alice)).status, 200);
+         assert.equal((await post(second, 'auth-6', null)).status, 401, 'no header after a good one');
+         second.destroy();
+         const who = {};
+         for (const id of ['auth-1', 'auth-2', 'auth-3', 'auth-5'])
+           who[id] = (await scene.audit_line_for(id)).identity;
+         assert.deepEqual(who, {'auth-1': 'alice', 'auth-2': 'bob', 'auth-3': 'alice', 'auth-5': 'alice'});
+       });
 
   test('a session limit counts per minted session; invented ids mint nothing', {timeout: 30_000},
        async () => {
