@@ -81,6 +81,9 @@ struct exchange {
 
   // The body, once complete (views into the connection's buffers), and what was read from it.
   padded_body body;
+  // While head stages run: a Content-Length body that came whole with the head (data null
+  // otherwise), so a refusal at the head can name the request's id without reading more.
+  padded_body early_body;
   std::string_view body_bytes;
   jsonrpc_result messages;  // views into the shard's extractor: valid until the next extract
   bool messages_current = false;

@@ -20,6 +20,9 @@ struct request_view {
   std::string_view session_id;        // Mcp-Session-Id
   std::string_view protocol_version;  // MCP-Protocol-Version
   std::string_view server;            // the upstream the route chose (its policy applies)
+  // admit(): the JSON-RPC id (raw token) of a single request whose body came with the head,
+  // for the 401 to answer; empty otherwise.
+  std::string_view request_id;
 };
 
 // A reply the gate wants sent instead of forwarding. Views stay valid until the next call into

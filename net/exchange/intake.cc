@@ -135,7 +135,15 @@ bool client_side::begin_request(client_conn& c, const request_head& h) {
 
   c.st = client_conn::state::body;
   size_t head_length = h.head_length();
+  ex.early_body = {};
+  if (ex.framing == body_framing::content_length && ex.content_length > 0 &&
+      c.in.size() >= head_length + ex.content_length) {
+    // The body ends at or before the buffer's end, past which byte_buffer keeps padding.
+    ex.early_body = {c.in.data() + head_length, ex.content_length,
+                     ex.content_length + core::byte_buffer::padding};
+  }
   run_stages(c);
+  ex.early_body = {};
   ex.parsed_head = nullptr;  // views into c.in: gone once the head is consumed
   ex.head = {};
   if (c.st == client_conn::state::closing) return false;

@@ -78,7 +78,7 @@ bool policy_gate::admit(const request_view& request, gate_ticket& ticket, gate_r
   t.grant = t.who_ && t.who_->grant ? std::string_view(t.who_->grant->name) : std::string_view();
   if (t.who_) return true;
   reply_body_.clear();
-  append_jsonrpc_error(reply_body_, {}, unauthenticated_code,
+  append_jsonrpc_error(reply_body_, request.request_id, unauthenticated_code,
                        "Unauthorized: a valid API key is required (Authorization: Bearer <key>)");
   reply.http_status = 401;
   reply.extra_headers = "WWW-Authenticate: Bearer realm=\"mcpgate\"\r\n";

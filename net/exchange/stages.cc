@@ -76,9 +76,20 @@ class authenticate_stage final : public stage {
   stage_result run(exchange& ex, shard_context& ctx) override {
     gate& g = ctx.current_gate();
     if (!ex.ticket || !g.owns(*ex.ticket)) ex.ticket = g.new_ticket();
-    request_view view{ex.method, ex.authorization, {}, ex.protocol_version, {}};
+    request_view view{ex.method, ex.authorization, {}, ex.protocol_version, {}, {}};
     gate_reply denied;
     if (g.admit(view, *ex.ticket, denied)) return stage_result::proceed;
+    // The 401 names the request's id when its body came with the head: it is parsed only
+    // then, after the refusal, and no further byte is read for a caller who did not
+    // authenticate.
+    if (ex.method == http_method::post && ex.early_body.data != nullptr) {
+      jsonrpc_result parsed = ctx.extractor.extract(ex.early_body);
+      if (parsed.status == jsonrpc_status::ok && !parsed.batch &&
+          parsed.messages.front().kind == message_kind::request) {
+        view.request_id = parsed.messages.front().id;
+        g.admit(view, *ex.ticket, denied);
+      }
+    }
     ex.reply = {denied.http_status,
                 denied.extra_headers,
                 denied.content_type,
@@ -241,8 +252,8 @@ class decide_stage final : public stage {
       ctx.record->prepare(ex.record, nullptr, ex.subject(), ctx.labels());
       return stage_result::proceed;
     }
-    request_view view{ex.method, ex.authorization, ex.session_id, ex.protocol_version,
-                      ex.target->server};
+    request_view view{ex.method,           ex.authorization,  ex.session_id,
+                      ex.protocol_version, ex.target->server, {}};
     gate_reply denied;
     bool allowed = ctx.current_gate().decide(view, ex.messages, *ex.ticket, denied);
     ctx.record->prepare(ex.record, &ex.messages, ex.subject(), ctx.labels());

@@ -201,6 +201,27 @@ describe('logs, admin routes and metrics', {skip: skip_without_gateway}, () => {
          await client.close();
        });
 
+  test('the 401 answers the request\'s id when its body came with the head', async () => {
+    const post = async (body) => {
+      const response = await fetch(gateway.url, {
+        method: 'POST',
+        headers: {'content-type': 'application/json', accept: 'application/json, text/event-stream'},
+        body,
+      });
+      return {status: response.status, body: await response.json()};
+    };
+    const single = await post(JSON.stringify({jsonrpc: '2.0', id: 'probe-1', method: 'tools/list'}));
+    assert.equal(single.status, 401);
+    assert.equal(single.body.id, 'probe-1');
+    assert.equal(single.body.error.code, -32040);
+    const batch = await post(JSON.stringify([{jsonrpc: '2.0', id: 'probe-2', method: 'tools/list'}]));
+    assert.equal(batch.status, 401);
+    assert.equal(batch.body.id, null, 'a batch has no one id to answer');
+    const broken = await post('{"jsonrpc": "2.0", "id": 7,');
+    assert.equal(broken.status, 401);
+    assert.equal(broken.body.id, null);
+  });
+
   test('catalogue --header reaches a server behind a bearer key', {timeout: 60_000}, async () => {
     const listed = await run_cli(['catalogue', '--upstream', gateway.url, '--json',
                                   '--header', `Authorization: Bearer ${key}`]);

@@ -344,7 +344,8 @@ describe('MCP over HTTP: what a client may send', {skip: skip_without_gateway}, 
         scene.port,
         scene.post(scene.tools_call('nokey', 'read_file', {path: '/a'}), {key: 'wrong'}));
     connection.destroy();
-    assert_error_reply(response, 401, -32040);
+    // The body came with the head: the 401 answers its id (#21).
+    assert_error_reply(response, 401, -32040, 'nokey');
     assert.match(response.headers['www-authenticate'] ?? '', /^Bearer\b/);
     const [line] = await scene.audit_lines_of_case(mark);
     assert.equal(line.decision, 'unauthenticated', JSON.stringify(line));
