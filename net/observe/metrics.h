@@ -5,7 +5,7 @@
 // exposition format (version 0.0.4) for the admin listener.
 //
 // Labels stay bounded: methods come from a fixed list of MCP methods, tools and grants from
-// names registered from the policy and the upstream's tools/list. Everything else counts as
+// names registered from the policy (at load and reload). Everything else counts as
 // "other". The request path passes small integer ids, never strings.
 
 #include <array>
@@ -69,8 +69,8 @@ label_id method_id(std::string_view method);
 enum class upstream_error_kind : uint8_t { connect, reset, timeout, protocol };
 inline constexpr size_t upstream_error_kind_count = 4;
 
-// Tool and grant names with stable ids. Immutable: built on the control plane (policy load, a
-// tools/list seen) and swapped whole; a newer set keeps every id of the one it extends, so ids
+// Tool and grant names with stable ids. Immutable: built on the control plane (policy load and
+// reload) and swapped whole; a newer set keeps every id of the one it extends, so ids
 // already handed to shards stay valid.
 class metric_labels {
  public:
@@ -80,7 +80,7 @@ class metric_labels {
   // Duplicates are ignored; names past the capacity are not registered (they count as other).
   metric_labels(const std::vector<std::string>& tools, const std::vector<std::string>& grants);
 
-  // A copy with `tools` registered too (tools/list): existing ids unchanged.
+  // A copy with `tools` registered too (a reloaded policy's): existing ids unchanged.
   std::shared_ptr<const metric_labels> with_tools(const std::vector<std::string>& tools) const;
 
   // other_label when not registered. A binary search over the names; no allocation.
@@ -165,7 +165,7 @@ class metrics_registry {
   unsigned shards() const { return static_cast<unsigned>(shards_.size()); }
   shard_metrics& shard(unsigned i) { return *shards_[i]; }
 
-  // Control plane (policy reload, a new tools/list): ids of the previous labels must stay valid
+  // Control plane (policy reload): ids of the previous labels must stay valid
   // (build the new set with metric_labels::with_tools()).
   void set_labels(std::shared_ptr<const metric_labels> labels);
   std::shared_ptr<const metric_labels> labels() const;
