@@ -149,12 +149,16 @@ class full_disk {
  public:
   full_disk() : dir_(::testing::TempDir() + "mcpgate-full-" + std::to_string(getpid())) {
     std::string mkdir = "mkdir -p " + dir_;
-    std::string mount = "mount -t tmpfs -o size=256k tmpfs " + dir_ + " 2>/dev/null";
+    // 32 KiB free while the ballast stands; once it is gone, room for everything the test can
+    // log meanwhile: under fail_closed every refused call has its line too, and a client that
+    // spins while the disk is full piles up far more than the 32 KiB (a 256 KiB disk filled up
+    // again with those lines and never recovered).
+    std::string mount = "mount -t tmpfs -o size=8m tmpfs " + dir_ + " 2>/dev/null";
     mounted_ = std::system(mkdir.c_str()) == 0 && std::system(mount.c_str()) == 0;
     if (!mounted_) return;
     std::ofstream ballast(dir_ + "/ballast", std::ios::binary);
     std::string block(1024, 'x');
-    for (int i = 0; i < 224; ++i) ballast << block;
+    for (int i = 0; i < 8 * 1024 - 32; ++i) ballast << block;
   }
   ~full_disk() {
     if (mounted_) std::system(("umount " + dir_ + " && rmdir " + dir_).c_str());
