@@ -316,8 +316,62 @@ void client_side::release(client_conn& c) {
 
 void client_side::record_finish(client_conn& c, call_decision decision, bool use_verdicts,
                                 bool forwarded, int upstream_status) {
+  record_spans(c, decision, forwarded, upstream_status);
   ctx_.record->finish(c.ex.record, decision, c.ex.subject(), use_verdicts, forwarded,
                       upstream_status, ctx_.labels());
+}
+
+// The exchange's spans (net/observe/trace.h), rendered now and handed over with the shard's
+// next batch.
+void client_side::record_spans(client_conn& c, call_decision decision, bool forwarded,
+                               int upstream_status) {
+  exchange& ex = c.ex;
+  const trace_context& t = ex.record.trace;
+  if (!t.active || !t.sampled || !ex.config->tracing) return;
+  int64_t end = core::monotonic_ns();
+  int64_t started = ex.record.started_ns;
+  int64_t real_base = core::realtime_ns() - (end - started);
+  auto real = [&](int64_t mono) { return real_base + (mono - started); };
+  std::string_view rule = ex.record.reply_rule;
+  if (ex.ticket)
+    for (const gate_ticket::verdict& v : ex.ticket->verdicts)
+      if (!v.rule.empty()) {
+        rule = v.rule;
+        break;
+      }
+  std::string_view outcome = call_decision_name(decision);
+  bool failed = decision != call_decision::allowed;
+  std::string name = "mcpgate " + t.method;
+  std::string& out = ctx_.spans;
+  if (ctx_.span_count) out += ',';
+  append_span_json(out, t.trace, t.server, t.has_parent ? &t.parent : nullptr, name, 2,
+                   real(started), real(end),
+                   {{"mcp.method.name", t.method},
+                    {"gen_ai.tool.name", t.tool},
+                    {"mcpgate.decision", outcome},
+                    {"mcpgate.rule", rule},
+                    {"mcpgate.identity", ex.identity()},
+                    {"mcpgate.grant", ex.grant()},
+                    {"mcpgate.server", ex.upstream ? std::string_view(ex.upstream->name) : ""},
+                    {"http.response.status_code", {}, upstream_status, upstream_status > 0}},
+                   failed);
+  int64_t decided = forwarded && ex.record.forwarded_ns ? ex.record.forwarded_ns : end;
+  out += ',';
+  append_span_json(out, t.trace, t.decision, &t.server, "policy decision", 1, real(started),
+                   real(decided), {{"mcpgate.decision", outcome}, {"mcpgate.rule", rule}},
+                   decision == call_decision::denied || decision == call_decision::rate_limited);
+  ctx_.span_count += 2;
+  if (forwarded && ex.record.forwarded_ns) {
+    out += ',';
+    append_span_json(out, t.trace, t.upstream, &t.server,
+                     "upstream " + (ex.upstream ? ex.upstream->name : std::string("default")), 3,
+                     real(ex.record.forwarded_ns), real(end),
+                     {{"http.response.status_code", {}, upstream_status, upstream_status > 0}},
+                     decision == call_decision::upstream_error || upstream_status >= 500);
+    ++ctx_.span_count;
+  }
+  if (ctx_.spans_since_ns == 0) ctx_.spans_since_ns = end;
+  if (out.size() > (256u << 10)) ctx_.flush_spans();
 }
 
 void client_side::reply(client_conn& c, const gateway_reply& r) {

@@ -66,6 +66,7 @@ class client_side {
   void finish_exchange(client_conn& c);
   // The response broke off after it had started: the stream ends here.
   void end_broken_response(client_conn& c);
+  void record_spans(client_conn& c, call_decision decision, bool forwarded, int upstream_status);
   void record_finish(client_conn& c, call_decision decision, bool use_verdicts, bool forwarded,
                      int upstream_status);
 

@@ -45,6 +45,13 @@ class shard_context {
   bool draining = false;
   uint64_t next_conn_id = 0;
   uint64_t next_req = 0;
+  // Tracing (when the config has an exporter): ids, the _meta reader, and the spans rendered
+  // since the last hand-over.
+  trace_ids trace_ids_;
+  trace_meta_reader trace_meta;
+  std::string spans;
+  uint64_t span_count = 0;
+  int64_t spans_since_ns = 0;
   std::string reply_scratch;  // a whole reply the gateway makes, reused
   std::string error_body;     // the JSON-RPC error body inside it, reused
 
@@ -63,6 +70,15 @@ class shard_context {
     rules_ = head_rules{
         {}, config_->allowed_origins, host_allowlist::for_listener(at, config_->allowed_hosts)};
     for (const route& r : config_->routes) rules_.paths.push_back(r.path);
+  }
+
+  // Hands the spans rendered so far to the exporter.
+  void flush_spans() {
+    if (span_count == 0) return;
+    if (config_->tracing) config_->tracing->post(std::move(spans), span_count);
+    spans.clear();
+    span_count = 0;
+    spans_since_ns = 0;
   }
 
   int64_t now_ns() const { return reactor->now_ns(); }

@@ -19,6 +19,7 @@
 #include "net/mcp/jsonrpc.h"
 #include "net/mcp/session_token.h"
 #include "net/observe/audit_record.h"
+#include "net/observe/trace.h"
 #include "net/upstream/target.h"
 
 namespace mcpgate::net {
@@ -65,6 +66,11 @@ struct gateway_config {
   uint32_t recv_buffers = 1024;       // provided buffers per shard (power of two)
   uint32_t recv_buffer_size = 16384;  // bytes each
   size_t relay_high_water = 1 << 20;  // pause the upstream when this much waits for the client
+
+  // Spans go here (net/observe/trace.h); null: tracing off. Started with the process, kept by
+  // reloads.
+  std::shared_ptr<trace_exporter> tracing;
+  int64_t trace_flush_ns = 200'000'000;  // a shard hands its spans over at least this often
 
   // Identities, grants and their policies; an empty gate_config allows everything.
   std::shared_ptr<const gate_config> gate = std::make_shared<const gate_config>();

@@ -101,6 +101,10 @@ bool client_side::begin_request(client_conn& c, const request_head& h) {
       ++ctx_.next_req, core::monotonic_ns(), ctx_.record->auditing() ? core::realtime_ns() : 0,
       h.head_length() + (h.framing() == body_framing::content_length ? h.content_length() : 0));
   ex.record.conn = c.id;
+  // Tracing: the client's parent, when it sent one (exactly one header; a second would be read
+  // two ways). The context is completed by the trace stage.
+  if (ex.config->tracing && headers.count("traceparent") == 1)
+    parse_traceparent(headers.find("traceparent"), ex.record.trace);
   ex.forget_attribution();
   ex.method = h.method();
   ex.http10 = h.version() == http_version::http_1_0;

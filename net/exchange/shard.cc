@@ -76,6 +76,9 @@ void proxy_shard::on_batch_end() {
 }
 
 void proxy_shard::on_tick(int64_t now) {
+  if (ctx_.span_count &&
+      (ctx_.draining || now - ctx_.spans_since_ns >= ctx_.config()->trace_flush_ns))
+    ctx_.flush_spans();
   if (audit_) {
     audit_->on_tick(now);
     if (ctx_.draining && !audit_closing_ && clients_->open() == 0 && pool_->open() == 0) {

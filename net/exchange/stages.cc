@@ -165,6 +165,8 @@ class forward_head_stage final : public stage {
         continue;
       if (has_connection && header_has_token(connection, hd.name)) continue;
       if (drop_authorization && equals_ignore_case(hd.name, "authorization")) continue;
+      // With tracing the gateway's span is the upstream's parent (the trace stage adds it).
+      if (ex.config->tracing && equals_ignore_case(hd.name, "traceparent")) continue;
       append_header(f, hd.name,
                     equals_ignore_case(hd.name, "mcp-session-id") ? std::string_view(ex.session_id)
                                                                   : hd.value);
@@ -242,6 +244,33 @@ class messages_stage final : public stage {
   }
 };
 
+// Tracing: the exchange's trace context, continued from the client's traceparent header or
+// from params._meta.traceparent of a single request, or a new trace; the forwarded request
+// names the gateway's upstream span as its parent.
+class trace_stage final : public stage {
+ public:
+  std::string_view name() const override { return "trace"; }
+  stage_phase phase() const override { return stage_phase::body; }
+  stage_result run(exchange& ex, shard_context& ctx) override {
+    if (!ex.config->tracing) return stage_result::proceed;
+    trace_context& t = ex.record.trace;
+    if (!t.has_parent && ex.messages_current && !ex.messages.batch) {
+      const jsonrpc_message& m = ex.messages.messages.front();
+      if (m.params) parse_traceparent(ctx.trace_meta.traceparent(*m.params), t);
+    }
+    ctx.trace_ids_.fill(t);
+    if (ex.messages_current) {
+      const jsonrpc_message& m = ex.messages.messages.front();
+      t.method = ex.messages.batch ? "batch" : m.method.empty() ? "response" : m.method;
+      if (!ex.messages.batch && m.name && m.method == "tools/call") t.tool = *m.name;
+    } else {
+      t.method = method_name(ex.method);
+    }
+    append_traceparent_header(ex.fwd, t);
+    return stage_result::proceed;
+  }
+};
+
 // The policy, per message; and the audit record's head, now that what was decided is known.
 class decide_stage final : public stage {
  public:
@@ -292,6 +321,7 @@ stage_list make_stages(stage_list extra) {
   stages.push_back(std::make_unique<forward_head_stage>());
   stages.push_back(std::make_unique<parse_stage>());
   stages.push_back(std::make_unique<messages_stage>());
+  stages.push_back(std::make_unique<trace_stage>());
   stages.push_back(std::make_unique<decide_stage>());
   for (auto& s : extra) stages.push_back(std::move(s));
   stages.push_back(std::make_unique<audit_stage>());

@@ -17,6 +17,7 @@
 #include "net/observe/audit_record.h"
 #include "net/observe/decision.h"
 #include "net/observe/metrics.h"
+#include "net/observe/trace.h"
 
 namespace mcpgate::net {
 
@@ -35,6 +36,7 @@ struct exchange_record {
   std::string_view reply_rule;        // the "rule" of a reply made before any message was read
   std::string audit_heads;
   std::vector<uint32_t> audit_ends;
+  trace_context trace;  // tracing: this exchange's ids (inactive when tracing is off)
   // The heads were written before the session was known (initialize: the upstream names it in
   // its response); finish() fills it in.
   bool session_pending = false;
@@ -54,6 +56,7 @@ struct exchange_record {
     audit_heads.clear();
     audit_ends.clear();
     session_pending = false;
+    trace = {};
     metric_ids.clear();
   }
 };

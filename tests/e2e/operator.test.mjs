@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import {execFile, spawn} from 'node:child_process';
 import {createHash} from 'node:crypto';
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
@@ -51,6 +51,26 @@ describe('the command line', {skip: skip_without_gateway}, () => {
     assert.equal((await run_cli(['hash-key'], {input: 'demo-key-alice\n'})).stdout, `${expected}\n`);
     assert.equal((await run_cli(['hash-key'], {input: ''})).code, 2);
   });
+
+  test('the embedded default needs no source tree: its policy and server come from the binary',
+       {timeout: 30_000}, async () => {
+         const runtime = path.join(dir, 'runtime');
+         await mkdir(runtime, {mode: 0o700});
+         const gateway = await start_gateway({cwd: os.tmpdir(), env: {XDG_RUNTIME_DIR: runtime}});
+         try {
+           // The banner follows the listening line at once: read it from the output kept so far.
+           const banner = await poll(() => /mcpgate: \d+ shards?, upstream (.*?), /.exec(gateway.process.describe()),
+                                     {what: 'the start-up banner'});
+           assert.equal(banner[1], 'stdio: python3 python_interpreter_server.py --dir workspace');
+           const home = path.join(runtime, 'mcpgate-default');
+           const policy = JSON.parse(await readFile(path.join(home, 'policy.json'), 'utf8'));
+           assert.ok(policy.tools.clear_session);
+           const server = await readFile(path.join(home, 'python_interpreter_server.py'), 'utf8');
+           assert.match(server, /MCP Python Interpreter/);
+         } finally {
+           await gateway.stop();
+         }
+       });
 
   test('check reads a file with config keys as a config, and names key and known keys',
        async () => {

@@ -345,6 +345,35 @@ void load_named_upstreams(const reader& r, element e, gateway_settings& s) {
   }
 }
 
+// "tracing": {"otlp_http": "http://HOST:PORT/v1/traces", "service_name": "...",
+//              "flush_interval_ms": 200}
+void load_tracing(const reader& r, element e, gateway_settings& s) {
+  if (!e.is_object())
+    r.fail("$.tracing",
+           "expected an object {\"otlp_http\": \"http://...\"}, got " + type_name(e.type()));
+  simdjson::dom::object tracing = e.get_object().value_unsafe();
+  for (auto [key_view, value] : tracing) {
+    std::string key(key_view);
+    std::string path = "$.tracing." + key;
+    if (key == "otlp_http") {
+      s.tracing_url = r.get_string(value, path);
+      try {
+        net::parse_http_url(s.tracing_url, path);
+      } catch (const std::exception& ex) {
+        throw std::runtime_error(r.file + ": " + ex.what());
+      }
+    } else if (key == "service_name") {
+      s.tracing_service = r.get_string(value, path);
+    } else if (key == "flush_interval_ms") {
+      s.wire.trace_flush_ns = r.get_positive(value, path) * 1'000'000;
+    } else {
+      r.fail(path, "unknown key (known: otlp_http, service_name, flush_interval_ms)");
+    }
+  }
+  if (s.tracing_url.empty())
+    r.fail("$.tracing.otlp_http", "missing: the collector's URL, http://HOST:PORT/v1/traces");
+}
+
 // "admin": "HOST:PORT" or {"listen": "HOST:PORT", "token_sha256": "<hex>"}
 void load_admin(const reader& r, element e, gateway_settings& s) {
   if (e.is_string()) {
@@ -453,7 +482,7 @@ void load_embedded_default(gateway_settings& s) {
   s.embedded_default = true;
 }
 
-const std::array<std::string_view, 15> config_keys = {"listen",
+const std::array<std::string_view, 16> config_keys = {"listen",
                                                       "upstream",
                                                       "shards",
                                                       "path",
@@ -467,7 +496,19 @@ const std::array<std::string_view, 15> config_keys = {"listen",
                                                       "identities",
                                                       "grants",
                                                       "limits",
-                                                      "upstreams"};
+                                                      "upstreams",
+                                                      "tracing"};
+
+std::shared_ptr<net::trace_exporter> start_tracing(const gateway_settings& s) {
+  if (s.tracing_url.empty()) return nullptr;
+  net::http_url url = net::parse_http_url(s.tracing_url, "$.tracing.otlp_http");
+  net::trace_export_settings t;
+  t.collector = url.where;
+  t.host_header = url.host_header;
+  t.path = url.path;
+  t.service_name = s.tracing_service;
+  return std::make_shared<net::trace_exporter>(std::move(t));
+}
 
 void load_config_text(std::string_view text, const std::string& file, const std::string& base_dir,
                       gateway_settings& s) {
@@ -535,6 +576,8 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       s.grants_json = simdjson::minify(value);
     } else if (key == "limits")
       load_limits(r, value, s);
+    else if (key == "tracing")
+      load_tracing(r, value, s);
     else {
       std::string known;
       for (std::string_view k : config_keys) known += (known.empty() ? "" : ", ") + std::string(k);
@@ -581,9 +624,10 @@ bool serves_default_upstream(const gateway_settings& s) {
 std::shared_ptr<const net::gateway_config> resolve_config(
     const gateway_settings& s, const std::map<std::string, net::endpoint>& bridges,
     std::shared_ptr<const net::gate_config> gate, std::shared_ptr<core::log_file> audit_file,
-    uint64_t generation) {
+    uint64_t generation, std::shared_ptr<net::trace_exporter> tracing) {
   auto c = std::make_shared<net::gateway_config>(s.wire);
   c->generation = generation;
+  c->tracing = std::move(tracing);
   std::string where = s.config_file.empty() ? "" : " (or " + s.config_file + ")";
   c->listen = net::parse_host_port(s.listen, "--listen" + where);
   c->upstreams.clear();
@@ -717,6 +761,9 @@ std::vector<std::string> keep_restart_only(const net::gateway_config& running,
     next.routes = running.routes;
   }
   if (started.shards != fresh.shards) changed.push_back("shards");
+  if (started.tracing_url != fresh.tracing_url || started.tracing_service != fresh.tracing_service)
+    changed.push_back("tracing");
+  next.tracing = running.tracing;
   if (started.admin != fresh.admin || started.admin_token_sha256 != fresh.admin_token_sha256)
     changed.push_back("admin");
   if (started.audit != fresh.audit || running.audit.arguments != next.audit.arguments ||

@@ -67,11 +67,14 @@ struct gateway_settings {
   std::string audit;  // the audit log path; "-" is stdout
   std::string admin;
   std::string admin_token_sha256;  // hex; empty: no token (the admin address must be loopback)
-  std::string config_file;         // where the settings came from, for messages
-  bool embedded_default = false;   // they came from load_embedded_default()
-  std::string base_dir;            // policy paths resolve relative to the config file
-  std::string identities_json;     // raw JSON of the config's "identities", for the policy loader
-  std::string grants_json;         // raw JSON of the config's "grants"
+  // "tracing": spans to an OTLP/HTTP collector (net/observe/trace.h); empty URL: off.
+  std::string tracing_url;
+  std::string tracing_service = "mcpgate";
+  std::string config_file;        // where the settings came from, for messages
+  bool embedded_default = false;  // they came from load_embedded_default()
+  std::string base_dir;           // policy paths resolve relative to the config file
+  std::string identities_json;    // raw JSON of the config's "identities", for the policy loader
+  std::string grants_json;        // raw JSON of the config's "grants"
   std::string deny_as = "result";
   bool hide_denied_tools = true;
   size_t max_session_counters_per_identity = 256;
@@ -87,7 +90,7 @@ struct gateway_settings {
 };
 
 // Every top-level key a config file may have.
-extern const std::array<std::string_view, 15> config_keys;
+extern const std::array<std::string_view, 16> config_keys;
 
 // Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
 // what was expected and what was found; unknown keys are errors.
@@ -114,7 +117,11 @@ void apply_command_line(const command_line_overrides& cl, gateway_settings& into
 std::shared_ptr<const net::gateway_config> resolve_config(
     const gateway_settings& s, const std::map<std::string, net::endpoint>& bridges,
     std::shared_ptr<const net::gate_config> gate, std::shared_ptr<core::log_file> audit_file,
-    uint64_t generation);
+    uint64_t generation, std::shared_ptr<net::trace_exporter> tracing = nullptr);
+
+// The exporter the settings' "tracing" asks for (its thread starts now), or null. Throws
+// naming the key.
+std::shared_ptr<net::trace_exporter> start_tracing(const gateway_settings& s);
 
 // Whether the single-upstream shorthand ("upstream", --upstream, --upstream-command, or the
 // default when no "upstreams" are named) serves an upstream named "default".

@@ -192,9 +192,12 @@ int run(const tools::gateway_settings& settings) {
   std::shared_ptr<const net::gate_config> gate;
   // The configuration generation in force; a reload makes the next one.
   std::shared_ptr<const net::gateway_config> wire;
+  // The span exporter's thread, when "tracing" is configured; it lives as long as the process.
+  std::shared_ptr<net::trace_exporter> tracing;
   try {
     gate = tools::load_gate(settings, counters);
-    wire = tools::resolve_config(settings, bridge_at, gate, audit_file, 1);
+    tracing = tools::start_tracing(settings);
+    wire = tools::resolve_config(settings, bridge_at, gate, audit_file, 1, tracing);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
@@ -306,8 +309,9 @@ int run(const tools::gateway_settings& settings) {
       return fail(e.what());
     }
     net::admin_handlers handlers;
-    handlers.metrics = [&metrics, &counters, &report_mu, &process_metrics] {
+    handlers.metrics = [&metrics, &counters, &report_mu, &process_metrics, &tracing] {
       std::string text = metrics.render() + counters.pins.render();
+      if (tracing) text += tracing->render_metrics();
       std::lock_guard lock(report_mu);
       return text + process_metrics();
     };
@@ -416,8 +420,8 @@ int run(const tools::gateway_settings& settings) {
       try {
         tools::gateway_settings fresh = reread(settings);
         auto next_gate = tools::load_gate(fresh, counters, metrics.labels().get());
-        auto next = std::const_pointer_cast<net::gateway_config>(
-            tools::resolve_config(fresh, bridge_at, next_gate, audit_file, wire->generation + 1));
+        auto next = std::const_pointer_cast<net::gateway_config>(tools::resolve_config(
+            fresh, bridge_at, next_gate, audit_file, wire->generation + 1, tracing));
         // What cannot change under a running process keeps its running value, and says so.
         for (const std::string& key : tools::keep_restart_only(*wire, settings, fresh, *next))
           core::logf(core::log_level::warn,
