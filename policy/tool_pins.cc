@@ -582,7 +582,6 @@ pin_check server_pins::check_listed(std::string_view name, od::object tool,
   pin_check c;
   c.pin = find(name);
   if (!c.pin) {
-    c.result = pin_check::outcome::unpinned;
     c.keep = unpinned_ == unpinned_action::allow;
     if (!c.keep) counts_->unpinned.fetch_add(1, std::memory_order_relaxed);
     return c;
@@ -599,7 +598,6 @@ pin_check server_pins::check_listed(std::string_view name, od::object tool,
       return c;
     }
   }
-  c.result = pin_check::outcome::changed;
   c.first_seen = seen.exchange(mark, std::memory_order_relaxed) != mark;
   switch (on_change_) {
     case pin_change_action::hide:

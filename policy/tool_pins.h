@@ -123,8 +123,6 @@ class pin_counts_store {
 
 // A listed tool compared with its pin.
 struct pin_check {
-  enum class outcome : uint8_t { matches, changed, unpinned };
-  outcome result = outcome::matches;
   bool keep = true;         // stays in tools/list
   bool first_seen = false;  // changed, and this definition was not the last one seen: audit it
   const pin_entry* pin = nullptr;

@@ -115,7 +115,7 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
     // A tool whose definition changed since it was pinned runs under no policy the operator
     // reviewed: refused before any counter is asked.
     policy::decision d = t.pins_ && t.pins_->refuses_call(what.tool)
-                             ? refuse_unpinned(*t.pins_, what.tool)
+                             ? refuse_by_pins(*t.pins_, what.tool)
                              : policy::decide(who, what, now, decide_scratch_);
     if (d.allowed()) {
       t.allowed_.push_back(std::move(d));
@@ -174,8 +174,8 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
   return false;
 }
 
-policy::decision policy_gate::refuse_unpinned(const policy::server_pins& pins,
-                                              std::string_view tool) {
+policy::decision policy_gate::refuse_by_pins(const policy::server_pins& pins,
+                                             std::string_view tool) {
   pins.counts().calls_refused.fetch_add(1, std::memory_order_relaxed);
   pin_message_.clear();
   pin_message_ += "tool '";
@@ -204,14 +204,13 @@ filter_result policy_gate::filter_response(gate_ticket& ticket, std::string_view
       message, *t.policy_, access_->hide_denied_tools(), list_scratch_, out, t.pins_);
   if (!list_scratch_.pin_notices().empty()) {
     const auto& notices = list_scratch_.pin_notices();
-    change_hex_.resize(2 * notices.size());
+    change_hex_.resize(2 * notices.size());  // sized first: changes_ points into it
     for (size_t i = 0; i < notices.size(); ++i) {
       change_hex_[2 * i] = policy::digest_hex(notices[i].pinned);
       change_hex_[2 * i + 1] = notices[i].readable ? policy::digest_hex(notices[i].seen) : "";
-    }
-    for (size_t i = 0; i < notices.size(); ++i)
       changes_.push_back({t.pins_->label(), notices[i].tool, change_hex_[2 * i],
                           change_hex_[2 * i + 1], policy::action_name(notices[i].action)});
+    }
   }
   switch (outcome) {
     case policy::filter_outcome::unchanged:

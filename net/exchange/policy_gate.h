@@ -45,7 +45,7 @@ class policy_gate final : public gate {
  private:
   // The denial of a call the server's pins refuse (rule "pins"); its message lives until the
   // next call.
-  policy::decision refuse_unpinned(const policy::server_pins& pins, std::string_view tool);
+  policy::decision refuse_by_pins(const policy::server_pins& pins, std::string_view tool);
 
   std::shared_ptr<const policy::access_config> access_;
   policy::decide_scratch decide_scratch_;

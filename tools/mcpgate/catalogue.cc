@@ -12,6 +12,7 @@
 #include <set>
 
 #include "tools/mcpgate/classify.h"
+#include "tools/mcpgate/file_write.h"
 #include "tools/mcpgate/mcp_client.h"
 #include "tools/mcpgate/pins.h"
 

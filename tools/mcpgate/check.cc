@@ -125,13 +125,7 @@ std::string policy_report(const net::gate_config& gate) {
     if (p->access->anonymous()) add(p->access->anonymous()->grant);
     for (const auto& id : p->access->identities()) add(id->grant);
   }
-  body += "},\"version\":\"sha256:";
-  std::array<unsigned char, 32> digest = policy::sha256(text);
-  static constexpr char hex[] = "0123456789abcdef";
-  for (unsigned char b : digest) {
-    body += hex[b >> 4];
-    body += hex[b & 15];
-  }
+  body += "},\"version\":\"sha256:" + policy::digest_hex(policy::sha256(text));
   body += "\",\"summary\":";
   policy::append_json_string(body, describe_gate(gate));
   body += "}";
@@ -319,14 +313,7 @@ int check_files(const std::vector<std::string>& args) {
     std::fprintf(stderr, "mcpgate check: %s\n", e.what());
     return status ? status : 1;
   }
-  std::vector<std::string> names;
-  simdjson::dom::parser parser;
-  for (const std::string& raw : listed.tools) {
-    std::string_view name;
-    simdjson::dom::element tool;
-    if (!parser.parse(raw).get(tool) && !tool["name"].get_string().get(name))
-      names.emplace_back(name);
-  }
+  const std::vector<std::string>& names = listed.names;
   std::sort(documents.begin(), documents.end());
   documents.erase(std::unique(documents.begin(), documents.end()), documents.end());
   size_t warnings = 0;

@@ -14,6 +14,7 @@
 
 #include "core/child_process.h"
 #include "policy/load_error.h"
+#include "tools/mcpgate/file_write.h"
 
 extern char** environ;
 
@@ -458,26 +459,14 @@ std::string embedded_default_home() {
   return dir;
 }
 
-void write_whole(const std::string& path, std::string_view text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    if (!out.flush())
-      throw std::runtime_error("(embedded default): cannot write " + tmp + ": " +
-                               std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error("(embedded default): cannot write " + path + ": " +
-                             std::strerror(errno));
-}
-
 }  // namespace
 
 void load_embedded_default(gateway_settings& s) {
   std::string dir = embedded_default_home();
-  write_whole(dir + "/policy.json", embedded_default_policy);
-  write_whole(dir + "/python_interpreter_server.py", embedded_default_server);
+  for (auto [name, text] : {std::pair{"/policy.json", embedded_default_policy},
+                            std::pair{"/python_interpreter_server.py", embedded_default_server}})
+    if (auto error = write_file_atomically(dir + name, std::string(text), "(embedded default)"))
+      throw std::runtime_error(*error);
   load_config_text(embedded_default_config, "(embedded default) " + dir + "/mcpgate.json", dir, s);
   s.embedded_default = true;
 }

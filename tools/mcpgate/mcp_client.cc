@@ -471,7 +471,7 @@ server_tools fetch_tools(const std::string& url, const core::spawn_options& comm
   out.info = client.initialize();
   out.source = client.transport().describe();
   if (!out.info.has_tools) return out;
-  std::vector<std::string> names;
+  std::vector<std::string>& names = out.names;
   simdjson::dom::parser parser;
   for (std::string& raw : client.list_tools()) {
     std::string_view name;

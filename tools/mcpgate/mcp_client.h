@@ -96,6 +96,7 @@ struct server_tools {
   mcp_server_info info;
   std::string source;              // the transport's describe()
   std::vector<std::string> tools;  // raw tools/list entries, each with a unique string name
+  std::vector<std::string> names;  // their names, in the same order
 };
 
 // Connects to `url` (when not empty) or starts `command`, initializes, and lists every tool.

@@ -13,27 +13,9 @@
 #include "core/stderr_log.h"
 #include "policy/load_error.h"
 #include "tools/mcpgate/classify.h"
+#include "tools/mcpgate/file_write.h"
 
 namespace mcpgate::tools {
-
-std::optional<std::string> write_file_atomically(const std::string& path, const std::string& text,
-                                                 const std::string& what) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return what + ": cannot write " + tmp + ": " + std::strerror(errno);
-    out << text;
-    out.flush();
-    if (!out) return what + ": cannot write " + tmp + ": " + std::strerror(errno);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    return what + ": cannot write " + path + ": " + ec.message();
-  }
-  return std::nullopt;
-}
 
 policy::pins_file::server pins_of(const server_tools& listed) {
   policy::pins_file::server server;

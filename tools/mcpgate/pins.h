@@ -15,11 +15,6 @@
 
 namespace mcpgate::tools {
 
-// Writes through a temporary file in the same folder and a rename, so a reader never sees a
-// half-written file. Returns the error ("<what>: cannot write <path>: <errno text>").
-std::optional<std::string> write_file_atomically(const std::string& path, const std::string& text,
-                                                 const std::string& what);
-
 // The pins of what a server listed, each with its catalogue class.
 policy::pins_file::server pins_of(const server_tools& listed);
 
