@@ -72,6 +72,30 @@ describe('the command line', {skip: skip_without_gateway}, () => {
          }
        });
 
+  test('tools/run installs only what the gateway needs and builds the gateway alone',
+       {timeout: 120_000}, async () => {
+         const run = await readFile(path.join(source_root, 'tools', 'run'), 'utf8');
+         assert.match(run, /tools\/setup" --runtime\n/);
+         assert.match(run, /cmake --build --preset run .*--target mcpgate\n/);
+         // What --runtime installs: the compiler, the libraries, python3; no peers or tools.
+         const setup = await readFile(path.join(source_root, 'tools', 'setup'), 'utf8');
+         const runtime = /runtime_packages=\(([^)]*)\)/.exec(setup)[1].split(/\s+/).filter(Boolean);
+         for (const peer of ['nginx-light', 'haproxy', 'prometheus', 'redis-server', 'nodejs', 'libgtest-dev'])
+           assert.ok(!runtime.includes(peer), `--runtime installs ${peer}`);
+         // The run preset configures no test or benchmark target.
+         const build = path.join(dir, 'run-preset');
+         const configured = await new Promise((resolve) => execFile(
+             'cmake', ['--preset', 'run', '-B', build], {cwd: source_root, timeout: 110_000},
+             (error, stdout, stderr) => resolve({code: error ? 1 : 0, stderr})));
+         assert.equal(configured.code, 0, configured.stderr);
+         const targets = await new Promise((resolve) => execFile(
+             'cmake', ['--build', build, '--target', 'help'], {timeout: 30_000},
+             (error, stdout) => resolve(stdout)));
+         assert.match(targets, /\bmcpgate\b/);
+         for (const absent of ['policy_tests', 'net_tests', 'mcpbench', 'relay_bench'])
+           assert.doesNotMatch(targets, new RegExp(`\\b${absent}\\b`), `${absent} is configured`);
+       });
+
   test('check reads a file with config keys as a config, and names key and known keys',
        async () => {
          const config = path.join(dir, 'deny-as.json');
