@@ -178,8 +178,9 @@ void client_side::on_recv(client_conn& c, const io_uring_cqe& cqe) {
         io_uring_sqe_set_data64(s, core::encode({op_cancel, 0, 0}));
       }
     }
-  } else if (cqe.res == -ECANCELED && c.reading_paused) {
-    return;  // paused above; re-armed by resume_reading()
+  } else if (cqe.res == -ECANCELED) {
+    // Paused above: re-armed by resume_reading(), or below if that came before the cancel did.
+    if (c.reading_paused) return;
   } else if (cqe.res == 0 || (cqe.res < 0 && cqe.res != -ENOBUFS)) {
     // The client closed (or reset): nothing more will arrive and nothing can be answered.
     close(c);

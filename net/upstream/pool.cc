@@ -175,8 +175,10 @@ void upstream_pool::on_recv(upstream_conn& u, const io_uring_cqe& cqe) {
   }
   if (cqe.res > 0) {
     events_->on_bytes(u, fresh);
-  } else if (cqe.res == -ECANCELED && u.paused) {
-    return;  // pause() ended the recv; resume() arms it again
+  } else if (cqe.res == -ECANCELED) {
+    // pause() ended the recv. Still paused, resume() arms it again; resumed before the cancel
+    // landed (the client drained meanwhile), it is armed again below. Either way not a failure.
+    if (u.paused) return;
   } else if (cqe.res == 0) {
     events_->on_closed(u);
     return;
