@@ -31,8 +31,11 @@ class send_queue {
   // The send completed with n bytes written (a short send leaves the rest for next()).
   void sent(size_t n) {
     in_flight_ = false;
+    last_short_ = n < sending_.size();
     sending_.consume(n);
   }
+  // The last send wrote less than it was given: the socket's buffer was full then.
+  bool last_send_short() const { return last_short_; }
 
   // Gives the buffers' memory back when everything has been sent: a connection idling between
   // requests then holds none (10,000 idle keep-alive clients would otherwise keep 8 KiB each).
@@ -52,6 +55,7 @@ class send_queue {
   byte_buffer sending_;
   byte_buffer queued_;
   bool in_flight_ = false;
+  bool last_short_ = false;
 };
 
 }  // namespace mcpgate::core

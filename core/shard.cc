@@ -46,7 +46,9 @@ void reactor::run(shard_handler& handler) {
   arm_inbox();
   int64_t last_tick = now_ns_;
   while (!handler.finished()) {
-    int rc = ring_.submit_and_wait(1);
+    // Sends expected to complete inline are waited for too, so a turn that sent a reply sleeps
+    // until the next request or response rather than waking for its own send completions.
+    int rc = ring_.submit_and_wait(1 + ring_.take_inline_expected());
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
       core::logf(core::log_level::error, "mcpgate: shard %u: io_uring_enter failed: %d", id_, -rc);
     }

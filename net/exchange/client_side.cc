@@ -230,6 +230,10 @@ void client_side::flush(client_conn& c) {
   io_uring_prep_send(s, c.fd, next.data(), next.size(), MSG_NOSIGNAL);
   io_uring_sqe_set_data64(s, core::encode({op_send, c.slot, c.gen}));
   ++c.pending;
+  // Everything the client is owed is in this one send and the last one went out whole: the
+  // socket has room, and the kernel completes the send while it is submitted.
+  if (next.size() == c.out.pending_bytes() && !c.out.last_send_short())
+    ctx_.reactor->io().expect_inline_completion();
 }
 
 void client_side::on_sent(client_conn& c, const io_uring_cqe& cqe) {

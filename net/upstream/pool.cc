@@ -90,6 +90,9 @@ void upstream_pool::send(upstream_conn& u) {
   io_uring_sqe_set_data64(s, core::encode({op_send, u.slot, u.gen}));
   u.send_in_flight = true;
   ++u.pending;
+  // A request's first send on a connection that answered the last one: nothing else is queued
+  // on the socket, so it completes while it is submitted (see ring::expect_inline_completion).
+  if (u.request_sent == 0) reactor_.io().expect_inline_completion();
 }
 
 void upstream_pool::arm_recv(upstream_conn& u) {
