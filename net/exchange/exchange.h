@@ -119,6 +119,7 @@ struct exchange {
       s.verdicts = ticket->verdicts;
     }
     s.session = session_id;
+    if (upstream) s.server = upstream->name;
     if (method == http_method::get) s.bodyless_method = "GET";
     if (method == http_method::delete_) s.bodyless_method = "DELETE";
     return s;

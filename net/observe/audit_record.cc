@@ -157,6 +157,8 @@ void append_audit_head(std::string& out, const audit_record& r, arguments_mode m
   append_string_or_null(out, r.identity);
   append_key(out, ",\"grant\":");
   append_string_or_null(out, r.grant);
+  append_key(out, ",\"server\":");
+  append_string_or_null(out, r.server);
   append_key(out, ",\"session\":");
   append_string_or_null(out, r.session);
   append_key(out, ",\"method\":");
@@ -213,10 +215,9 @@ void append_tool_change_line(std::string& out, const audit_record& head,
   r.tool = change.tool;
   r.rule = "pins";
   r.arguments = std::nullopt;
+  r.server = change.server;  // the pins file's name for it, which is the upstream's
   append_audit_head(out, r, arguments_mode::none);
-  append_key(out, ",\"event\":\"tool_changed\",\"server\":");
-  append_string_or_null(out, change.server);
-  append_key(out, ",\"pinned_sha256\":");
+  append_key(out, ",\"event\":\"tool_changed\",\"pinned_sha256\":");
   append_string_or_null(out, change.pinned_sha256);
   append_key(out, ",\"seen_sha256\":");
   append_string_or_null(

@@ -38,6 +38,7 @@ struct audit_record {
   uint64_t req = 0;   // request number on the shard
   std::optional<std::string_view> identity;
   std::optional<std::string_view> grant;
+  std::optional<std::string_view> server;   // the upstream's name ("default" for `upstream`)
   std::optional<std::string_view> session;  // Mcp-Session-Id
   std::optional<std::string_view> method;   // absent for responses
   // The JSON-RPC id as a raw JSON token exactly as sent (7, "abc" with its quotes, null),

@@ -1,19 +1,25 @@
-// Named upstreams (issue #13): one gateway in front of two MCP servers at once, the counting SDK
+// Named upstreams (issues #13 and #15): one gateway in front of two MCP servers at once, the counting SDK
 // server over Streamable HTTP at /files and the Python interpreter stand-in over stdio at
 // /python, each reached through its own pool, each under its own policy for the same grant.
 import assert from 'node:assert/strict';
 import {createHash, randomBytes} from 'node:crypto';
-import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {existsSync} from 'node:fs';
+import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
-import {skip_without_gateway, source_root, start_counting_upstream, start_gateway, stop_all} from './lib/harness.mjs';
+import {poll, skip_without_gateway, source_root, start_counting_upstream, start_gateway, stop_all} from './lib/harness.mjs';
 import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
 
 const interpreter = path.join(source_root, 'tests', 'fixtures', 'python_interpreter_server.py');
 
 function sha256_hex(text) { return createHash('sha256').update(text).digest('hex'); }
+
+async function audit_lines(file) {
+  if (!existsSync(file)) return [];
+  return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
 
 function call(client, name, args = {}) {
   return client.callTool({name, arguments: args}, undefined, request_options);
@@ -25,6 +31,7 @@ describe('two upstreams, one HTTP and one stdio, on two paths', {skip: skip_with
   let gateway = null;
   let config = null;
   let config_value = null;
+  let audit = null;
   const key = randomBytes(24).toString('base64url');
 
   before(async () => {
@@ -40,13 +47,20 @@ describe('two upstreams, one HTTP and one stdio, on two paths', {skip: skip_with
       run_python_code: {limits: [{counter: 'runs', window: 'hour', max: 2, scope: 'grant'}]},
     }));
     config = path.join(dir, 'gateway.json');
+    audit = path.join(dir, 'audit.log');
     config_value = {
-      upstreams: {
-        files: {url: upstream.url, path: '/files'},
-        python: {command: ['python3', interpreter, '--dir', path.join(dir, 'work')], path: '/python'},
+      // Both shapes of a named upstream: "upstreams" (the upstream object with its path) and
+      // "servers" (the upstream beside the server's own keys).
+      upstreams: {files: {url: upstream.url, path: '/files'}},
+      servers: {
+        python: {
+          upstream: {command: ['python3', interpreter, '--dir', path.join(dir, 'work')]},
+          path: '/python',
+        },
       },
       identities: [{name: 'alice', key_sha256: sha256_hex(key), grant: 'agents'}],
-      grants: {agents: {policy: 'base.json', upstreams: {python: 'python.json'}}},
+      grants: {agents: {policy: 'base.json', servers: {python: 'python.json'}}},
+      audit: {path: audit, flush_interval_ms: 10},
     };
     await writeFile(config, JSON.stringify(config_value));
     gateway = await start_gateway({config, endpoint_path: '/files'});
@@ -105,16 +119,37 @@ describe('two upstreams, one HTTP and one stdio, on two paths', {skip: skip_with
     assert.equal(reply.status, 404);
   });
 
+  test('every audit line names the upstream it was for', {timeout: 30_000}, async () => {
+    // By now /files denied write_file, /python rate-limited a run, and /mcp was a 404.
+    const lines = await poll(async () => {
+      const all = await audit_lines(audit);
+      return all.some((l) => l.decision === 'rate_limited') &&
+                     all.some((l) => l.tool === 'write_file' && l.decision === 'denied') &&
+                     all.some((l) => l.rule === 'path')
+                 ? all
+                 : null;
+    }, {what: 'the audit lines of the calls above'});
+    const denied_write = lines.find((l) => l.tool === 'write_file' && l.decision === 'denied');
+    assert.equal(denied_write.server, 'files');
+    assert.equal(lines.find((l) => l.decision === 'rate_limited').server, 'python');
+    const python_write = lines.find((l) => l.tool === 'write_file' && l.decision === 'allowed');
+    assert.equal(python_write.server, 'python');
+    for (const l of lines.filter((l) => l.method === 'tools/call')) assert.ok(['files', 'python'].includes(l.server), JSON.stringify(l));
+    const not_found = lines.find((l) => l.rule === 'path');
+    assert.equal(not_found.server, null);
+    assert.equal(not_found.decision, 'invalid');
+  });
+
   test('a reload that moves an upstream says it takes effect at the next start', {timeout: 30_000},
        async () => {
          const moved = structuredClone(config_value);
          moved.upstreams.files.path = '/elsewhere';
-         moved.upstreams.python.max_processes = 3;
+         moved.servers.python.upstream.max_processes = 3;
          await writeFile(config, JSON.stringify(moved));
          const path_said = gateway.process.wait_for_line(
              /^mcpgate: SIGHUP: upstreams\.files\.path changed; it takes effect at the next start/);
          const stdio_said = gateway.process.wait_for_line(
-             /^mcpgate: SIGHUP: upstreams\.python changed; it takes effect at the next start/);
+             /^mcpgate: SIGHUP: servers\.python changed; it takes effect at the next start/);
          const reloaded = gateway.process.wait_for_line(/^mcpgate: SIGHUP: reloaded \(generation 2\)/);
          process.kill(gateway.process.pid, 'SIGHUP');
          await path_said;

@@ -137,6 +137,54 @@ TEST(MCPGateCli, NamesTheKeyPathOfAStdioUpstreamMistake) {
       << r.output;
 }
 
+TEST(MCPGateCli, NamesTheKeyPathOfAServersMistake) {
+  std::string none = write_temp("servers_none.json", R"({"servers":{"files":{"path":"/f"}}})");
+  run_result r = run_mcpgate({"--config", none});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(
+      r.output.find(none + ": $.servers.files.upstream: missing: a server needs its upstream"),
+      std::string::npos)
+      << r.output;
+
+  std::string typo = write_temp(
+      "servers_typo.json",
+      R"({"servers":{"files":{"upstream":"http://127.0.0.1:9/mcp","response_timeout":5}}})");
+  r = run_mcpgate({"--config", typo});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(
+      r.output.find(typo + ": $.servers.files.response_timeout: unknown key (known for a server: "
+                           "upstream, path, forward_authorization"),
+      std::string::npos)
+      << r.output;
+
+  std::string nested =
+      write_temp("servers_nested.json",
+                 R"({"servers":{"py":{"upstream":{"command":["cat"],"max_process":2}}}})");
+  r = run_mcpgate({"--config", nested});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(nested + ": $.servers.py.upstream.max_process: unknown key"),
+            std::string::npos)
+      << r.output;
+
+  std::string twice =
+      write_temp("servers_twice.json",
+                 R"({"servers":{"files":{"upstream":"http://127.0.0.1:9/mcp"}},)"
+                 R"("upstreams":{"files":{"url":"http://127.0.0.1:9/mcp","path":"/x"}}})");
+  r = run_mcpgate({"--config", twice});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("\"files\" is also servers.files; a name is one upstream's"),
+            std::string::npos)
+      << r.output;
+
+  std::string name = write_temp("servers_name.json",
+                                R"({"servers":{"Files":{"upstream":"http://127.0.0.1:9/mcp"}}})");
+  r = run_mcpgate({"--config", name});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(name + ": $.servers.Files: expected a name of lowercase letters"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(MCPGateCli, RefusesAnUnclosedQuoteInTheUpstreamCommand) {
   run_result r = run_mcpgate({"--upstream-command", "python3 'my server.py"});
   EXPECT_EQ(r.exit_code, 1);

@@ -214,6 +214,34 @@ pins_setting load_pins_setting(const reader& r, element e, const std::string& at
   return p;
 }
 
+// The options every upstream takes, HTTP or stdio, in its own object or in a server's entry.
+// False when `key` is not one of them.
+bool load_upstream_option(const reader& r, const std::string& key, element value,
+                          const std::string& path, const std::string& base_dir,
+                          upstream_spec& spec) {
+  upstream_overrides& o = spec.options;
+  if (key == "forward_authorization") {
+    o.forward_authorization = r.get_bool(value, path);
+  } else if (key == "connect_timeout_ms") {
+    o.connect_timeout_ms = r.get_positive(value, path);
+  } else if (key == "response_timeout_ms") {
+    o.response_timeout_ms = r.get_positive(value, path);
+  } else if (key == "sse_idle_timeout_ms") {
+    o.sse_idle_timeout_ms = r.get_positive(value, path, true);
+  } else if (key == "max_idle_connections") {
+    o.max_idle = static_cast<uint32_t>(r.get_positive(value, path, true));
+  } else if (key == "pins") {
+    spec.pins = load_pins_setting(r, value, path, base_dir);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+constexpr const char* upstream_option_keys =
+    "forward_authorization, connect_timeout_ms, response_timeout_ms, sse_idle_timeout_ms, "
+    "max_idle_connections, pins";
+
 // An upstream object: {"url": "http://..."} (Streamable HTTP) or {"command": [...]} (stdio),
 // with the options both share (timeouts, pool, forward_authorization) and, for a named one of
 // "upstreams", its "path". `at` is its JSON path ("$.upstream", "$.upstreams.python").
@@ -231,7 +259,6 @@ void load_upstream_spec(const reader& r, element e, const std::string& at,
   std::shared_ptr<net::stdio_upstream_config> stdio;
   if (!url) stdio = std::make_shared<net::stdio_upstream_config>();
   std::vector<std::pair<std::string, std::string>> env;
-  upstream_overrides& o = spec.options;
   for (auto [key_view, value] : upstream) {
     std::string key(key_view);
     std::string path = at + "." + key;
@@ -239,18 +266,7 @@ void load_upstream_spec(const reader& r, element e, const std::string& at,
       spec.url = r.get_string(value, path);
     } else if (key == "path" && named) {
       spec.path = r.get_string(value, path);
-    } else if (key == "forward_authorization") {
-      o.forward_authorization = r.get_bool(value, path);
-    } else if (key == "connect_timeout_ms") {
-      o.connect_timeout_ms = r.get_positive(value, path);
-    } else if (key == "response_timeout_ms") {
-      o.response_timeout_ms = r.get_positive(value, path);
-    } else if (key == "sse_idle_timeout_ms") {
-      o.sse_idle_timeout_ms = r.get_positive(value, path, true);
-    } else if (key == "max_idle_connections") {
-      o.max_idle = static_cast<uint32_t>(r.get_positive(value, path, true));
-    } else if (key == "pins") {
-      spec.pins = load_pins_setting(r, value, path, base_dir);
+    } else if (load_upstream_option(r, key, value, path, base_dir, spec)) {
     } else if (stdio && key == "command") {
       if (!value.is_array())
         r.fail(path, "expected an array of strings [\"program\", \"arg\", ...], got " +
@@ -284,10 +300,7 @@ void load_upstream_spec(const reader& r, element e, const std::string& at,
     } else if (stdio && key == "kill_grace_ms") {
       stdio->kill_grace_ms = r.get_positive(value, path);
     } else {
-      std::string common =
-          std::string(named ? "path, " : "") +
-          "forward_authorization, connect_timeout_ms, response_timeout_ms, sse_idle_timeout_ms, "
-          "max_idle_connections, pins";
+      std::string common = std::string(named ? "path, " : "") + upstream_option_keys;
       r.fail(path, stdio ? "unknown key (known for a stdio upstream: command, env, cwd, shared, "
                            "max_processes, max_processes_per_identity, session_idle_timeout_ms, "
                            "end_session_on_disconnect, kill_grace_ms, " +
@@ -316,6 +329,30 @@ void load_upstream_spec(const reader& r, element e, const std::string& at,
   spec.stdio = std::move(stdio);
 }
 
+// A named upstream's name, path and uniqueness, then it joins the list. `at` is its JSON path.
+void add_named_upstream(const reader& r, const std::string& at, upstream_spec spec,
+                        gateway_settings& s) {
+  if (spec.path.empty()) spec.path = "/mcp/" + spec.name;
+  if (spec.path[0] != '/')
+    r.fail(at + ".path", "expected an absolute path starting with '/', got \"" + spec.path + "\"");
+  for (const upstream_spec& other : s.upstreams) {
+    if (other.name == spec.name)
+      r.fail(at, "\"" + spec.name + "\" is also " + other.key + "; a name is one upstream's");
+    if (other.path == spec.path)
+      r.fail(at + ".path",
+             "\"" + spec.path + "\" is also the path of upstream \"" + other.name + "\"");
+  }
+  s.upstreams.push_back(std::move(spec));
+}
+
+// The name of a named upstream or server: lowercase letters, digits, '-'; "default" is taken.
+void check_upstream_name(const reader& r, const std::string& at, const std::string& name) {
+  if (name.empty() ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+    r.fail(at, "expected a name of lowercase letters, digits and '-', got \"" + name + "\"");
+  if (name == "default") r.fail(at, "\"default\" is the name of the \"upstream\" key's upstream");
+}
+
 // "upstreams": {"<name>": {upstream object, "path": "/mcp/<name>"}, ...}
 void load_named_upstreams(const reader& r, element e, gateway_settings& s) {
   if (!e.is_object())
@@ -324,25 +361,60 @@ void load_named_upstreams(const reader& r, element e, gateway_settings& s) {
   for (auto [key_view, value] : named) {
     std::string name(key_view);
     std::string at = "$.upstreams." + name;
-    if (name.empty() ||
-        name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
-      r.fail(at, "expected a name of lowercase letters, digits and '-', got \"" + name + "\"");
-    if (name == "default") r.fail(at, "\"default\" is the name of the \"upstream\" key's upstream");
+    check_upstream_name(r, at, name);
     if (!value.is_object())
       r.fail(at, "expected an object {\"url\": ...} or {\"command\": [...]}, got " +
                      type_name(value.type()));
     upstream_spec spec;
     spec.name = name;
+    spec.key = "upstreams." + name;
     load_upstream_spec(r, value, at, s.base_dir, true, spec);
-    if (spec.path.empty()) spec.path = "/mcp/" + name;
-    if (spec.path[0] != '/')
-      r.fail(at + ".path",
-             "expected an absolute path starting with '/', got \"" + spec.path + "\"");
-    for (const upstream_spec& other : s.upstreams)
-      if (other.path == spec.path)
-        r.fail(at + ".path",
-               "\"" + spec.path + "\" is also the path of upstream \"" + other.name + "\"");
-    s.upstreams.push_back(std::move(spec));
+    add_named_upstream(r, at, std::move(spec), s);
+  }
+}
+
+// "servers": {"<name>": {"upstream": "http://..." | {upstream object}, "path": ..., options}}:
+// the same named upstreams in the shape of issue 15, the server's options beside its upstream.
+void load_servers(const reader& r, element e, gateway_settings& s) {
+  if (!e.is_object())
+    r.fail("$.servers", "expected an object of named servers, got " + type_name(e.type()));
+  simdjson::dom::object servers = e.get_object().value_unsafe();
+  for (auto [key_view, value] : servers) {
+    std::string name(key_view);
+    std::string at = "$.servers." + name;
+    check_upstream_name(r, at, name);
+    if (!value.is_object())
+      r.fail(at, "expected an object {\"upstream\": \"http://...\" or {\"command\": [...]}}, got " +
+                     type_name(value.type()));
+    upstream_spec spec;
+    spec.name = name;
+    spec.key = "servers." + name;
+    simdjson::dom::object server = value.get_object().value_unsafe();
+    bool has_upstream = false;
+    for (auto [k, v] : server) {
+      std::string key(k);
+      std::string path = at + "." + key;
+      if (key == "upstream") {
+        has_upstream = true;
+        if (v.is_string()) {
+          spec.url = r.get_string(v, path);
+        } else if (v.is_object()) {
+          load_upstream_spec(r, v, path, s.base_dir, false, spec);
+        } else {
+          r.fail(path, "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
+                           type_name(v.type()));
+        }
+      } else if (key == "path") {
+        spec.path = r.get_string(v, path);
+      } else if (!load_upstream_option(r, key, v, path, s.base_dir, spec)) {
+        r.fail(path, std::string("unknown key (known for a server: upstream, path, ") +
+                         upstream_option_keys + ")");
+      }
+    }
+    if (!has_upstream)
+      r.fail(at + ".upstream",
+             "missing: a server needs its upstream, a URL or {\"command\": [...]} for stdio");
+    add_named_upstream(r, at, std::move(spec), s);
   }
 }
 
@@ -471,7 +543,7 @@ void load_embedded_default(gateway_settings& s) {
   s.embedded_default = true;
 }
 
-const std::array<std::string_view, 16> config_keys = {"listen",
+const std::array<std::string_view, 17> config_keys = {"listen",
                                                       "upstream",
                                                       "shards",
                                                       "path",
@@ -486,6 +558,7 @@ const std::array<std::string_view, 16> config_keys = {"listen",
                                                       "grants",
                                                       "limits",
                                                       "upstreams",
+                                                      "servers",
                                                       "tracing"};
 
 std::shared_ptr<net::trace_exporter> start_tracing(const gateway_settings& s) {
@@ -524,6 +597,8 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       s.default_pins = spec.pins;
     } else if (key == "upstreams")
       load_named_upstreams(r, value, s);
+    else if (key == "servers")
+      load_servers(r, value, s);
     else if (key == "upstream") {
       if (!value.is_string())
         r.fail(path, "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
@@ -655,7 +730,7 @@ std::shared_ptr<const net::gateway_config> resolve_config(
     add("default", s.upstream, s.stdio != nullptr, s.default_options, s.path, "--upstream" + where);
   for (const upstream_spec& spec : s.upstreams)
     add(spec.name, spec.url, spec.stdio != nullptr, spec.options, spec.path,
-        "$.upstreams." + spec.name + where);
+        "$." + spec.key + where);
   if (gate) c->gate = std::move(gate);
   c->audit.file = std::move(audit_file);
   return c;
@@ -702,11 +777,16 @@ std::vector<std::string> keep_restart_only(const net::gateway_config& running,
       if (spec.name == name) return spec.stdio.get();
     return nullptr;
   };
+  auto key_of = [](const gateway_settings& s, const std::string& name) {
+    for (const upstream_spec& spec : s.upstreams)
+      if (spec.name == name) return spec.key;
+    return name == "default" ? std::string("upstream") : "upstreams." + name;
+  };
   bool moved = running.upstreams.size() != next.upstreams.size() ||
                running.routes.size() != next.routes.size();
   for (size_t i = 0; i < running.upstreams.size(); ++i) {
     const std::string& name = running.upstreams[i].name;
-    std::string key = name == "default" ? "upstream" : "upstreams." + name;
+    std::string key = key_of(started, name);
     const net::upstream_target* now = nullptr;
     for (const net::upstream_target& t : next.upstreams)
       if (t.name == name) now = &t;
@@ -733,7 +813,7 @@ std::vector<std::string> keep_restart_only(const net::gateway_config& running,
   for (const net::upstream_target& t : next.upstreams) {
     bool known = false;
     for (const net::upstream_target& r : running.upstreams) known = known || r.name == t.name;
-    if (!known) changed.push_back("upstreams." + t.name + " (added)");
+    if (!known) changed.push_back(key_of(fresh, t.name) + " (added)");
   }
   if (moved || !changed.empty()) {
     // Timeouts and pool sizes of an upstream that stays may change live; the set, addresses

@@ -47,6 +47,7 @@ struct pins_setting {
 // One of the config's "upstreams": a Streamable HTTP URL or a stdio command, at a path.
 struct upstream_spec {
   std::string name;
+  std::string key;  // the config key it came from: "upstreams.python", "servers.python"
   std::string url;  // empty for a stdio upstream
   std::shared_ptr<net::stdio_upstream_config> stdio;
   std::string path;  // where clients reach it
@@ -90,7 +91,7 @@ struct gateway_settings {
 };
 
 // Every top-level key a config file may have.
-extern const std::array<std::string_view, 16> config_keys;
+extern const std::array<std::string_view, 17> config_keys;
 
 // Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
 // what was expected and what was found; unknown keys are errors.

@@ -35,6 +35,7 @@ audit_record sample() {
   r.req = 7;
   r.identity = "alice@example.com";
   r.grant = "readers";
+  r.server = "files";
   r.session = "4b1e2f0c-9a7d";
   r.method = "tools/call";
   r.id = "\"call-1\"";
@@ -80,16 +81,18 @@ TEST(AuditRecord, ForwardedCallHasEveryKeyInOrder) {
   audit_record r = sample();
   r.arguments = args.view();
   auto doc = parse_line(parser, line_for(r, arguments_mode::hash));
-  EXPECT_EQ(keys_of(doc), (std::vector<std::string>{
-                              "ts", "shard", "conn", "req", "identity", "grant", "session",
-                              "method", "id", "tool", "rule", "args", "decision", "upstream_status",
-                              "upstream_us", "gateway_us", "bytes_in", "bytes_out"}));
+  EXPECT_EQ(keys_of(doc),
+            (std::vector<std::string>{"ts", "shard", "conn", "req", "identity", "grant", "server",
+                                      "session", "method", "id", "tool", "rule", "args", "decision",
+                                      "upstream_status", "upstream_us", "gateway_us", "bytes_in",
+                                      "bytes_out"}));
   EXPECT_EQ(std::string_view(doc["ts"]), "2026-11-25T16:02:43.123456Z");
   EXPECT_EQ(uint64_t(doc["shard"]), 1u);
   EXPECT_EQ(uint64_t(doc["conn"]), 42u);
   EXPECT_EQ(uint64_t(doc["req"]), 7u);
   EXPECT_EQ(std::string_view(doc["identity"]), "alice@example.com");
   EXPECT_EQ(std::string_view(doc["grant"]), "readers");
+  EXPECT_EQ(std::string_view(doc["server"]), "files");
   EXPECT_EQ(std::string_view(doc["session"]), "4b1e2f0c-9a7d");
   EXPECT_EQ(std::string_view(doc["method"]), "tools/call");
   EXPECT_EQ(std::string_view(doc["id"]), "call-1");
