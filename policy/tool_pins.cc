@@ -503,6 +503,13 @@ std::string_view action_name(pin_change_action a) {
   return "hidden";
 }
 
+std::atomic<uint64_t>& pin_counts::last_seen(const std::string& tool) {
+  std::lock_guard lock(mu_);
+  std::unique_ptr<std::atomic<uint64_t>>& slot = last_seen_[tool];
+  if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
+  return *slot;
+}
+
 std::shared_ptr<pin_counts> pin_counts_store::for_server(const std::string& label) {
   std::lock_guard lock(mu_);
   auto& slot = by_server_[label];
@@ -562,13 +569,13 @@ server_pins::server_pins(std::string server, std::string label, std::string file
       label_(std::move(label)),
       file_(std::move(file)),
       tools_(std::move(pins.tools)),
-      seen_(std::make_unique<std::atomic<uint64_t>[]>(tools_.size())),
       on_change_(on_change),
       unpinned_(unpinned),
       counts_(std::move(counts)) {
   std::sort(tools_.begin(), tools_.end(),
             [](const pin_entry& a, const pin_entry& b) { return a.name < b.name; });
-  for (size_t i = 0; i < tools_.size(); ++i) seen_[i].store(0, std::memory_order_relaxed);
+  seen_.reserve(tools_.size());
+  for (const pin_entry& tool : tools_) seen_.push_back(&counts_->last_seen(tool.name));
 }
 
 const pin_entry* server_pins::find(std::string_view name) const {
@@ -586,7 +593,7 @@ pin_check server_pins::check_listed(std::string_view name, od::object tool,
     if (!c.keep) counts_->unpinned.fetch_add(1, std::memory_order_relaxed);
     return c;
   }
-  std::atomic<uint64_t>& seen = seen_[static_cast<size_t>(c.pin - tools_.data())];
+  std::atomic<uint64_t>& seen = *seen_[static_cast<size_t>(c.pin - tools_.data())];
   uint64_t mark = unreadable_mark;
   c.readable = !tool.reset().error() && canonical_definition(tool, scratch);
   if (c.readable) {
@@ -618,7 +625,7 @@ bool server_pins::refuses_call(std::string_view name) const {
   const pin_entry* pin = find(name);
   if (!pin) return unpinned_ == unpinned_action::hide;
   if (on_change_ == pin_change_action::log) return false;
-  uint64_t seen = seen_[static_cast<size_t>(pin - tools_.data())].load(std::memory_order_relaxed);
+  uint64_t seen = seen_[static_cast<size_t>(pin - tools_.data())]->load(std::memory_order_relaxed);
   return seen != 0 && seen != mark_of(pin->sha256);
 }
 

@@ -97,14 +97,24 @@ std::optional<pin_change_action> parse_pin_change_action(std::string_view name);
 std::optional<unpinned_action> parse_unpinned_action(std::string_view name);
 std::string_view action_name(pin_change_action a);
 
-// Counts of tools/list entries that did not match, per server; they outlive reloads (see
-// pin_counts_store) so the metrics never go backwards.
+// Counts of tools/list entries that did not match, per server, and what each tool was last
+// listed as; they outlive reloads (see pin_counts_store) so the metrics never go backwards and
+// a reload does not forget that a server changed a tool: the change stays refused until an
+// operator accepts it.
 struct pin_counts {
   std::atomic<uint64_t> hidden{0};    // changed, removed from the list
   std::atomic<uint64_t> denied{0};    // changed, listed, calls denied
   std::atomic<uint64_t> logged{0};    // changed, listed and allowed
   std::atomic<uint64_t> unpinned{0};  // not in the pins file, removed (unpinned: hide)
   std::atomic<uint64_t> calls_refused{0};
+
+  // Control plane: the tool's slot for the last definition listed (see server_pins::seen_),
+  // the same one for every generation of the server's pins.
+  std::atomic<uint64_t>& last_seen(const std::string& tool);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>> last_seen_;
 };
 
 // The process-lifetime home of every server's pin_counts (control plane; the map is read by
@@ -162,9 +172,9 @@ class server_pins {
   std::string label_;
   std::string file_;
   std::vector<pin_entry> tools_;  // sorted by name
-  // Per tool: the first 8 bytes of the last definition listed, with bit 0 set; 2 after an
-  // unreadable one; 0 before any.
-  std::unique_ptr<std::atomic<uint64_t>[]> seen_;
+  // Per tool (slots in counts_, kept across reloads): the first 8 bytes of the last definition
+  // listed, with bit 0 set; 2 after an unreadable one; 0 before any since the process started.
+  std::vector<std::atomic<uint64_t>*> seen_;
   pin_change_action on_change_;
   unpinned_action unpinned_;
   std::shared_ptr<pin_counts> counts_;

@@ -112,10 +112,19 @@ describe('pinned tools', {skip: skip_without_gateway}, () => {
          assert.equal(denied.decision, 'denied');
          assert.equal(denied.tool, 'fetch_page');
          const metrics = await read_metrics(gateway.admin_url);
-         assert.ok(
-             metrics.get('mcpgate_tool_pin_mismatches_total{server="default",action="hidden"}') >=
-             1);
+         assert.equal(
+             metrics.get('mcpgate_tool_pin_mismatches_total{server="default",action="hidden"}'), 1,
+             'one listing showed the change');
          assert.equal(metrics.get('mcpgate_tool_pin_refused_calls_total{server="default"}'), 1);
+
+         // A reload that is not an acceptance (the operator edited something else) does not
+         // forget the change: the call is refused with no listing since.
+         const kept = gateway.process.wait_for_line(/SIGHUP: reloaded/);
+         process.kill(gateway.process.pid, 'SIGHUP');
+         await kept;
+         const still = await call(client, 'fetch_page', {url: 'https://a.example'});
+         assert.equal(still.isError, true);
+         assert.equal(still.structuredContent.rule, 'pins');
 
          // Review: the diff shows both descriptions, and exits 1.
          const diff = await run_cli(['pins', 'diff', pins, ...command]);
@@ -134,6 +143,9 @@ describe('pinned tools', {skip: skip_without_gateway}, () => {
                           .servers.default.tools.fetch_page.definition.description,
                       rug_pull);
          assert.equal((await run_cli(['pins', 'diff', pins, ...command])).code, 0);
+         assert.equal(change.seen_sha256,
+                      JSON.parse(await readFile(pins, 'utf8')).servers.default.tools.fetch_page.sha256,
+                      'the audit line named the hash of the definition now accepted');
          const reloaded = gateway.process.wait_for_line(/SIGHUP: reloaded/);
          process.kill(gateway.process.pid, 'SIGHUP');
          await reloaded;
@@ -193,6 +205,37 @@ describe('pinned tools', {skip: skip_without_gateway}, () => {
          assert.deepEqual(await tool_names(client), ['fetch_page', 'word_count']);
          await writeFile(description, rug_pull);
          assert.deepEqual(await tool_names(client), ['word_count']);
+         const refused = await call(client, 'fetch_page', {url: 'x'});
+         assert.equal(refused.structuredContent.rule, 'pins');
+         await client.close();
+       });
+
+  test('on_change "log" lists and allows the changed tool, and records the change',
+       {timeout: 60_000}, async () => {
+         await writeFile(description, honest);
+         const pins = path.join(dir, 'logged.json');
+         assert.equal((await run_cli(['catalogue', '--pin', pins, '--', 'python3', fixture,
+                                      description])).code, 0);
+         const {gateway, audit} = await gateway_with({file: 'logged.json', on_change: 'log'},
+                                                     'log');
+         const {client} = await connect_client(gateway.url);
+         await writeFile(description, rug_pull);
+         assert.deepEqual(await tool_names(client), ['fetch_page', 'word_count']);
+         assert.equal(text_of(await call(client, 'fetch_page', {url: 'https://c.example'})),
+                      'fetched https://c.example');
+         const change = await poll(async () => (await audit_lines(audit)).find(
+                                       (l) => l.event === 'tool_changed'),
+                                   {what: 'a tool_changed audit line'});
+         assert.equal(change.action, 'logged');
+         assert.equal(change.tool, 'fetch_page');
+         const allowed = await poll(async () => (await audit_lines(audit)).find(
+                                        (l) => l.method === 'tools/call' && l.tool === 'fetch_page'),
+                                    {what: 'the call in the audit log'});
+         assert.equal(allowed.decision, 'allowed');
+         const metrics = await read_metrics(gateway.admin_url);
+         assert.equal(
+             metrics.get('mcpgate_tool_pin_mismatches_total{server="default",action="logged"}'), 1);
+         assert.equal(metrics.get('mcpgate_tool_pin_refused_calls_total{server="default"}') ?? 0, 0);
          await client.close();
        });
 

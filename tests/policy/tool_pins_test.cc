@@ -176,6 +176,28 @@ TEST(ServerPins, AChangedToolIsHiddenRefusedAndReportedOnce) {
   EXPECT_FALSE(p.pins.refuses_call("fetch"));
 }
 
+TEST(ServerPins, AReloadRemembersAChangeUntilItIsAccepted) {
+  auto counts = std::make_shared<pin_counts>();
+  auto pins_for = [&](std::string_view description) {
+    return server_pins("", "default", "pins.json",
+                       parse_pins_file(pins_text(description), "pins.json").servers["default"],
+                       pin_change_action::hide, unpinned_action::allow, counts);
+  };
+  server_pins before = pins_for("Fetch a page.");
+  std::string scratch;
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string changed(std::string_view(R"({"name":"fetch","description":"Changed."})"));
+  simdjson::ondemand::document doc = parser.iterate(changed);
+  ASSERT_FALSE(before.check_listed("fetch", doc.get_object(), scratch).keep);
+  ASSERT_TRUE(before.refuses_call("fetch"));
+
+  // A reload (a policy edit, say) builds the pins again from the same file: the change a
+  // client's listing showed is still refused, though nobody has listed since.
+  EXPECT_TRUE(pins_for("Fetch a page.").refuses_call("fetch"));
+  // `pins accept` pinned what the server lists now, and the reload after it allows the tool.
+  EXPECT_FALSE(pins_for("Changed.").refuses_call("fetch"));
+}
+
 TEST(ServerPins, AnUnreadableDefinitionCountsAsChanged) {
   pinned p("Fetch a page.", pin_change_action::hide);
   ASSERT_EQ(
