@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import {execFile, spawn} from 'node:child_process';
 import {createHash} from 'node:crypto';
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
@@ -140,6 +140,56 @@ describe('the command line', {skip: skip_without_gateway}, () => {
          const fixed = path.join(dir, 'fixed.json');
          await writeFile(fixed, JSON.stringify({fetch_page: {deny_if: [{conditions: []}]}}));
          assert.equal((await run_cli(['check', fixed, '--', 'python3', fixture, description])).code, 0);
+       });
+
+
+  test('check --upstream URL warns of a policy tool the HTTP server does not have',
+       {timeout: 30_000}, async () => {
+         const description = path.join(dir, 'http-description.txt');
+         await writeFile(description, 'Fetch a page.');
+         const gateway = await start_gateway({upstream_command: `python3 ${fixture} ${description}`});
+         try {
+           const policy = path.join(dir, 'typo-http.json');
+           await writeFile(policy, JSON.stringify({fetch_pages: {deny_if: [{conditions: []}]}}));
+           const r = await run_cli(['check', policy, '--upstream', gateway.url]);
+           assert.equal(r.code, 3, r.stderr);
+           assert.match(r.stderr, new RegExp(`warning: .*typo-http\\.json: tool "fetch_pages" is not a tool of ${gateway.url.replace(/[.]/g, '\\.')} \\(did you mean "fetch_page"\\?\\)`));
+         } finally {
+           await stop_all(gateway);
+         }
+       });
+
+  test('cmake --install writes the installed paths into the unit and the configs, and the ' +
+           'installed example runs from where it is installed',
+       {timeout: 60_000}, async () => {
+         const root = path.join(dir, 'destdir');
+         const installed = await new Promise((resolve) => {
+           execFile('cmake', ['--install', path.dirname(gateway_bin), '--prefix', '/opt/mcpgate'],
+                    {timeout: 60_000, env: {...process.env, DESTDIR: root}},
+                    (error, stdout, stderr) => resolve({code: error ? 1 : 0, stderr}));
+         });
+         assert.equal(installed.code, 0, installed.stderr);
+         const prefix = path.join(root, 'opt', 'mcpgate');
+         const unit = await readFile(path.join(prefix, 'lib/systemd/system/mcpgate.service'), 'utf8');
+         assert.match(unit, /^ExecStart=\/opt\/mcpgate\/bin\/mcpgate --config \/etc\/mcpgate\/mcpgate\.json$/m);
+         assert.match(unit, /^ExecStartPre=\/opt\/mcpgate\/bin\/mcpgate check /m);
+         assert.doesNotMatch(unit, /@bindir@|\/usr\/bin\/mcpgate/);
+         const service_config = JSON.parse(await readFile(path.join(root, 'etc/mcpgate/mcpgate.json'), 'utf8'));
+         const example_dir = path.join(prefix, 'share/mcpgate/examples/python-interpreter');
+         assert.equal(service_config.upstream.command[1],
+                      '/opt/mcpgate/share/mcpgate/examples/python-interpreter/python_interpreter_server.py');
+         const example = path.join(example_dir, 'mcpgate.json');
+         assert.equal(JSON.parse(await readFile(example, 'utf8')).upstream.command[1],
+                      'python_interpreter_server.py');
+         const gateway = await start_gateway({config: example});
+         try {
+           const {client} = await connect_client(gateway.url, {key: 'demo-key-alice'});
+           const {tools} = await client.listTools({}, request_options);
+           assert.ok(tools.some((t) => t.name === 'run_python_code'));
+           await client.close();
+         } finally {
+           await stop_all(gateway);
+         }
        });
 });
 
@@ -297,5 +347,27 @@ describe('logs, admin routes and metrics', {skip: skip_without_gateway}, () => {
          assert.ok(initialize.session.length > 0);
          assert.equal(deleted.session, initialize.session, 'the DELETE ends the session the initialize began');
          assert.equal(deleted.decision, 'allowed');
+       });
+
+  test('SIGUSR1 reopens the audit log: lines before go to the rotated file, after to the new',
+       {timeout: 30_000}, async () => {
+         const {client} = await connect_client(gateway.url, {key});
+         await client.callTool({name: 'fetch_page', arguments: {url: 'before'}}, undefined, request_options);
+         const lines_of = async (file) => (await readFile(file, 'utf8').catch(() => ''))
+                                               .split('\n').filter(Boolean).map((l) => JSON.parse(l));
+         await poll(async () => (await lines_of(audit)).some((l) => l.tool === 'fetch_page') || null,
+                    {what: 'the first call in the audit log'});
+         const rotated = `${audit}.1`;
+         await rename(audit, rotated);
+         process.kill(gateway.process.pid, 'SIGUSR1');
+         // The reopen is seen when a request's line lands in the new file.
+         const after = await poll(async () => {
+           await client.listTools({}, request_options);
+           const lines = await lines_of(audit);
+           return lines.some((l) => l.method === 'tools/list') ? lines : null;
+         }, {what: 'a line in the reopened audit log'});
+         assert.ok(!after.some((l) => l.tool === 'fetch_page'), 'the new file starts after the rotation');
+         assert.ok((await lines_of(rotated)).some((l) => l.tool === 'fetch_page'));
+         await client.close();
        });
 });
