@@ -208,8 +208,8 @@ filter_result policy_gate::filter_response(gate_ticket& ticket, std::string_view
     for (size_t i = 0; i < notices.size(); ++i) {
       change_hex_[2 * i] = policy::digest_hex(notices[i].pinned);
       change_hex_[2 * i + 1] = notices[i].readable ? policy::digest_hex(notices[i].seen) : "";
-      changes_.push_back({t.pins_->label(), notices[i].tool, change_hex_[2 * i],
-                          change_hex_[2 * i + 1], policy::action_name(notices[i].action)});
+      changes_.push_back({notices[i].tool, change_hex_[2 * i], change_hex_[2 * i + 1],
+                          policy::action_name(notices[i].action)});
     }
   }
   switch (outcome) {

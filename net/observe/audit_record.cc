@@ -215,7 +215,6 @@ void append_tool_change_line(std::string& out, const audit_record& head,
   r.tool = change.tool;
   r.rule = "pins";
   r.arguments = std::nullopt;
-  r.server = change.server;  // the pins file's name for it, which is the upstream's
   append_audit_head(out, r, arguments_mode::none);
   append_key(out, ",\"event\":\"tool_changed\",\"pinned_sha256\":");
   append_string_or_null(out, change.pinned_sha256);

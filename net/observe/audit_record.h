@@ -64,8 +64,8 @@ struct audit_record {
 // a line of its own, with the head of the request that listed it (method "tools/list", the
 // tool, rule "pins") and, instead of a decision, "event":"tool_changed", the server, both
 // hashes and what the gateway did ("hidden", "denied": listed but its calls refused, "logged").
+// The server is the head's: a pins file names a server by its upstream's name.
 struct tool_change_record {
-  std::string_view server;         // the pins file's name for it ("default", "python")
   std::string_view tool;           // unescaped
   std::string_view pinned_sha256;  // 64 hex
   std::string_view seen_sha256;    // 64 hex; empty: the definition could not be read (null)

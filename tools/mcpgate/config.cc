@@ -353,69 +353,72 @@ void check_upstream_name(const reader& r, const std::string& at, const std::stri
   if (name == "default") r.fail(at, "\"default\" is the name of the \"upstream\" key's upstream");
 }
 
-// "upstreams": {"<name>": {upstream object, "path": "/mcp/<name>"}, ...}
-void load_named_upstreams(const reader& r, element e, gateway_settings& s) {
+// The entries of "upstreams" or "servers" (`section`): each a name and an object that
+// `load_entry(at, object, spec)` reads into the spec, which then joins the upstreams.
+template <typename LoadEntry>
+void load_named_entries(const reader& r, element e, const std::string& section,
+                        std::string_view expected_entry, gateway_settings& s,
+                        LoadEntry load_entry) {
   if (!e.is_object())
-    r.fail("$.upstreams", "expected an object of named upstreams, got " + type_name(e.type()));
+    r.fail("$." + section,
+           "expected an object of named " + section + ", got " + type_name(e.type()));
   simdjson::dom::object named = e.get_object().value_unsafe();
   for (auto [key_view, value] : named) {
     std::string name(key_view);
-    std::string at = "$.upstreams." + name;
+    std::string at = "$." + section + "." + name;
     check_upstream_name(r, at, name);
     if (!value.is_object())
-      r.fail(at, "expected an object {\"url\": ...} or {\"command\": [...]}, got " +
+      r.fail(at, "expected an object " + std::string(expected_entry) + ", got " +
                      type_name(value.type()));
     upstream_spec spec;
     spec.name = name;
-    spec.key = "upstreams." + name;
-    load_upstream_spec(r, value, at, s.base_dir, true, spec);
+    spec.key = section + "." + name;
+    load_entry(at, value, spec);
     add_named_upstream(r, at, std::move(spec), s);
   }
+}
+
+// "upstreams": {"<name>": {upstream object, "path": "/mcp/<name>"}, ...}
+void load_named_upstreams(const reader& r, element e, gateway_settings& s) {
+  load_named_entries(r, e, "upstreams", "{\"url\": ...} or {\"command\": [...]}", s,
+                     [&](const std::string& at, element value, upstream_spec& spec) {
+                       load_upstream_spec(r, value, at, s.base_dir, true, spec);
+                     });
 }
 
 // "servers": {"<name>": {"upstream": "http://..." | {upstream object}, "path": ..., options}}:
 // the same named upstreams in the shape of issue 15, the server's options beside its upstream.
 void load_servers(const reader& r, element e, gateway_settings& s) {
-  if (!e.is_object())
-    r.fail("$.servers", "expected an object of named servers, got " + type_name(e.type()));
-  simdjson::dom::object servers = e.get_object().value_unsafe();
-  for (auto [key_view, value] : servers) {
-    std::string name(key_view);
-    std::string at = "$.servers." + name;
-    check_upstream_name(r, at, name);
-    if (!value.is_object())
-      r.fail(at, "expected an object {\"upstream\": \"http://...\" or {\"command\": [...]}}, got " +
-                     type_name(value.type()));
-    upstream_spec spec;
-    spec.name = name;
-    spec.key = "servers." + name;
-    simdjson::dom::object server = value.get_object().value_unsafe();
-    bool has_upstream = false;
-    for (auto [k, v] : server) {
-      std::string key(k);
-      std::string path = at + "." + key;
-      if (key == "upstream") {
-        has_upstream = true;
-        if (v.is_string()) {
-          spec.url = r.get_string(v, path);
-        } else if (v.is_object()) {
-          load_upstream_spec(r, v, path, s.base_dir, false, spec);
-        } else {
-          r.fail(path, "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
-                           type_name(v.type()));
+  load_named_entries(
+      r, e, "servers", "{\"upstream\": \"http://...\" or {\"command\": [...]}}", s,
+      [&](const std::string& at, element value, upstream_spec& spec) {
+        bool has_upstream = false;
+        simdjson::dom::object server = value.get_object().value_unsafe();
+        for (auto [k, v] : server) {
+          std::string key(k);
+          std::string path = at + "." + key;
+          if (key == "upstream") {
+            has_upstream = true;
+            if (v.is_string()) {
+              spec.url = r.get_string(v, path);
+            } else if (v.is_object()) {
+              load_upstream_spec(r, v, path, s.base_dir, false, spec);
+            } else {
+              r.fail(path,
+                     "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
+                         type_name(v.type()));
+            }
+          } else if (key == "path") {
+            spec.path = r.get_string(v, path);
+          } else if (!load_upstream_option(r, key, v, path, s.base_dir, spec)) {
+            r.fail(path, std::string("unknown key (known for a server: upstream, path, ") +
+                             upstream_option_keys + ")");
+          }
         }
-      } else if (key == "path") {
-        spec.path = r.get_string(v, path);
-      } else if (!load_upstream_option(r, key, v, path, s.base_dir, spec)) {
-        r.fail(path, std::string("unknown key (known for a server: upstream, path, ") +
-                         upstream_option_keys + ")");
-      }
-    }
-    if (!has_upstream)
-      r.fail(at + ".upstream",
-             "missing: a server needs its upstream, a URL or {\"command\": [...]} for stdio");
-    add_named_upstream(r, at, std::move(spec), s);
-  }
+        if (!has_upstream)
+          r.fail(at + ".upstream",
+                 "missing: a server needs its upstream, a URL or {\"command\": [...]} for stdio");
+      });
 }
 
 // "tracing": {"otlp_http": "http://HOST:PORT/v1/traces", "service_name": "...",
