@@ -252,6 +252,12 @@ describe('pinned tools', {skip: skip_without_gateway}, () => {
          assert.ok(names.includes('echo') && names.includes('get-env'), names.join(' '));
          delete file.servers.everything.tools['get-env'];
          await writeFile(pins, JSON.stringify(file));
+         // Review over HTTP: the diff names the tool the file no longer pins.
+         const diff = await run_cli(['pins', 'diff', pins, '--server', 'everything',
+                                     '--upstream', upstream.url]);
+         assert.equal(diff.code, 1, diff.stderr);
+         assert.match(diff.stdout, /get-env/);
+         assert.doesNotMatch(diff.stdout, /changed: echo/);
          const config = path.join(dir, 'everything-gateway.json');
          await writeFile(config, JSON.stringify({
            upstreams: {everything: {url: upstream.url, pins: {file: 'everything.json', unpinned: 'hide'}}},
