@@ -5,7 +5,10 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstddef>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +18,8 @@
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
+
+#include "core/random.h"
 
 namespace mcpgate::net {
 namespace {
@@ -232,6 +237,31 @@ uint16_t bound_port(int fd) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in&>(ss).sin_port);
   return ntohs(reinterpret_cast<sockaddr_in6&>(ss).sin6_port);
+}
+
+internal_socket bind_internal_socket(const std::string& what, bool nonblocking) {
+  internal_socket b;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+  if (fd < 0) {
+    b.error = what + ": socket: " + std::strerror(errno);
+    return b;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string name =
+      "mcpgate-" + what + "-" + std::to_string(::getpid()) + "-" + core::random_hex(16);
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] == 0: abstract
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 4096) != 0) {
+    b.error = what + ": bind: " + std::strerror(errno);
+    ::close(fd);
+    return b;
+  }
+  b.fd = fd;
+  std::memcpy(&b.at.addr, &addr, len);
+  b.at.addr_len = len;
+  b.at.host = what;
+  return b;
 }
 
 }  // namespace mcpgate::net

@@ -42,6 +42,18 @@ http_url parse_http_url(const std::string& text, const std::string& what);
 std::vector<int> listen_group(endpoint at, unsigned count, int backlog);
 // 127.0.0.0/8 or ::1.
 bool is_loopback(const endpoint& at);
+
+// A listening Unix socket in the abstract namespace (nothing on disk to clean up), named
+// "mcpgate-<what>-<pid>-<random>", for a thread of the gateway's own that the shards reach as
+// an upstream (a stdio bridge, the federation hub); `at.host` is `what`. fd -1 and `error` on
+// failure. Any local process may connect to an abstract socket: the accepting side checks
+// SO_PEERCRED.
+struct internal_socket {
+  int fd = -1;
+  endpoint at;
+  std::string error;
+};
+internal_socket bind_internal_socket(const std::string& what, bool nonblocking);
 // The port a bound socket got (for port 0).
 uint16_t bound_port(int fd);
 

@@ -19,26 +19,8 @@ namespace mcpgate::net {
 using namespace stdio_detail;
 
 stdio_bridge::bound_socket stdio_bridge::bind_socket() {
-  bound_socket b;
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    b.error = std::string("stdio bridge: socket: ") + std::strerror(errno);
-    return b;
-  }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::string name = "mcpgate-stdio-" + std::to_string(::getpid()) + "-" + core::random_hex(16);
-  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] == 0: abstract
-  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 4096) != 0) {
-    b.error = std::string("stdio bridge: bind: ") + std::strerror(errno);
-    ::close(fd);
-    return b;
-  }
-  b.fd = fd;
-  std::memcpy(&b.at.addr, &addr, len);
-  b.at.addr_len = len;
-  b.at.host = "stdio";
+  bound_socket b = bind_internal_socket("stdio", true);
+  if (b.fd < 0) b.error = "stdio bridge: " + b.error;
   return b;
 }
 

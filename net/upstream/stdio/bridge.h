@@ -57,12 +57,8 @@ struct stdio_upstream_config {
 // open go to the session's GET stream, or wait for one (bounded).
 class stdio_bridge final : public core::shard_handler {
  public:
-  // Binds a listening Unix socket in the abstract namespace (nothing on disk to clean up).
-  struct bound_socket {
-    int fd = -1;
-    endpoint at;
-    std::string error;
-  };
+  // Binds the listening Unix socket the shards connect to (net/address.h).
+  using bound_socket = internal_socket;
   static bound_socket bind_socket();
 
   stdio_bridge(std::shared_ptr<const stdio_upstream_config> config, int listen_fd,
