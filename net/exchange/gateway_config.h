@@ -30,6 +30,10 @@ struct route {
   std::string path;
   uint32_t upstream = 0;
   std::string server;
+  // The federated endpoint: no policy decides here and no line is audited for what is
+  // forwarded, since every call the hub makes goes through a server's own route, which
+  // decides and audits it under the server's own tool name (refusals here are audited).
+  bool federated = false;
 };
 
 struct gateway_config {

@@ -167,6 +167,18 @@ bool relay::relay_head(upstream_conn& u, client_conn& c, std::string_view data, 
         u.not_run = ex.upstream->stdio;
         continue;
       }
+      if (equals_ignore_case(hd.name, federation_answer_header)) {
+        // The hub answered itself: the request is audited here, as the hub decided.
+        if (ex.upstream->federation) {
+          ex.record.quiet = false;
+          ex.record.hub_decision = hd.value == "invalid"          ? call_decision::invalid
+                                   : hd.value == "upstream_error" ? call_decision::upstream_error
+                                                                  : call_decision::allowed;
+          if (ex.record.hub_decision == call_decision::upstream_error)
+            ex.record.upstream_failure = "unavailable";
+        }
+        continue;
+      }
       h += hd.name;
       h += ": ";
       if (equals_ignore_case(hd.name, "mcp-session-id")) {
@@ -302,7 +314,7 @@ void relay::complete(upstream_conn& u, client_conn& c) {
   c.up_slot = no_slot;
   // 503 and 429 say the upstream did not take the request; so does the stdio bridge's mark.
   c.ex.ticket->completed(u.status, !u.not_run && u.status != 503 && u.status != 429);
-  clients_.record_finish(c, call_decision::allowed, false, true, u.status);
+  clients_.record_finish(c, c.ex.record.hub_decision, false, true, u.status);
   bool reusable = u.keep_alive && u.in.empty() && !ctx_.draining;
   if (reusable)
     pool_.release_to_pool(u, c.ex.upstream->max_idle);
@@ -369,6 +381,7 @@ void relay::on_failed(upstream_conn& u, int err) {
   pool_.close(u);
   if (!c) return;
   c->up_slot = no_slot;
+  c->ex.record.quiet = false;  // the federation hub itself failed: nothing else records it
   if (before_response) {
     c->ex.ticket->completed(0, !not_delivered);
     clients_.reply_error(*c, err == ETIMEDOUT      ? gateway_error::upstream_timeout

@@ -171,8 +171,9 @@ class forward_head_stage final : public stage {
                     equals_ignore_case(hd.name, "mcp-session-id") ? std::string_view(ex.session_id)
                                                                   : hd.value);
     }
-    // The bridge counts children per authenticated identity (max_processes_per_identity).
-    if (up.stdio && ex.ticket->consumed_credential)
+    // The bridge counts children per authenticated identity (max_processes_per_identity);
+    // the federation hub's sessions are counted per identity too.
+    if ((up.stdio || up.federation) && ex.ticket->consumed_credential)
       append_header(f, "Mcp-Gateway-Identity", ex.identity());
     return stage_result::proceed;
   }
@@ -277,6 +278,13 @@ class decide_stage final : public stage {
   std::string_view name() const override { return "decide"; }
   stage_phase phase() const override { return stage_phase::body; }
   stage_result run(exchange& ex, shard_context& ctx) override {
+    if (ex.target->federated) {
+      // Decided, and audited, at each server's route; recorded here in case the hub answers.
+      ctx.record->prepare(ex.record, ex.messages_current ? &ex.messages : nullptr, ex.subject(),
+                          ctx.labels());
+      ex.record.quiet = true;
+      return stage_result::proceed;
+    }
     if (!ex.messages_current) {
       ctx.record->prepare(ex.record, nullptr, ex.subject(), ctx.labels());
       return stage_result::proceed;

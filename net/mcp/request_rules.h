@@ -57,6 +57,10 @@ inline constexpr std::string_view identity_header = "mcp-gateway-identity";
 // The stdio bridge's mark on a reply made without passing the request to a child (so the
 // gateway may give the call's count back); never relayed to a client.
 inline constexpr std::string_view not_run_header = "mcp-gateway-not-run";
+// The federation hub's mark on a reply it made itself, naming the audit decision for it
+// ("allowed", "invalid", "upstream_error"); a reply without it is a server's, relayed, and
+// audited by that server's route. Never relayed to a client.
+inline constexpr std::string_view federation_answer_header = "mcp-gateway-federation";
 
 // Checks a complete, well-formed request head. Nothing when the request may go on; then
 // `expect_continue` says the client waits for 100 Continue before sending its body.

@@ -84,7 +84,7 @@ void recorder::finish(exchange_record& rec, call_decision decision, const record
     rec.session_pending = false;
   }
   size_t count = std::max(rec.audit_ends.size(), rec.metric_ids.size());
-  if (count == 0) return;
+  if (count == 0 || rec.quiet) return;
   int64_t now = core::monotonic_ns();
   audit_record r;
   r.forwarded = forwarded;

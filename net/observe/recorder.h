@@ -40,6 +40,10 @@ struct exchange_record {
   // The heads were written before the session was known (initialize: the upstream names it in
   // its response); finish() fills it in.
   bool session_pending = false;
+  // The federated endpoint's: written only when its hub answered the request itself (then
+  // with hub_decision); a call it forwarded is audited by the server's route it went through.
+  bool quiet = false;
+  call_decision hub_decision = call_decision::allowed;
   std::vector<std::pair<label_id, label_id>> metric_ids;  // per message: method, tool
 
   bool prepared() const { return !audit_ends.empty() || !metric_ids.empty(); }
@@ -56,6 +60,8 @@ struct exchange_record {
     audit_heads.clear();
     audit_ends.clear();
     session_pending = false;
+    quiet = false;
+    hub_decision = call_decision::allowed;
     trace = {};
     metric_ids.clear();
   }

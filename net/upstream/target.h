@@ -21,6 +21,9 @@ struct upstream_target {
   bool stdio = false;
   // The client's Authorization header is forwarded even when the gateway authenticated it.
   bool forward_authorization = false;
+  // The federated endpoint's hub (net/federation/hub.h): requests carry the caller's identity,
+  // and its credential, which the hub presents again to each server's own route.
+  bool federation = false;
 
   int64_t connect_timeout_ms = 5'000;
   int64_t response_timeout_ms = 60'000;  // request sent to response head, and between body reads

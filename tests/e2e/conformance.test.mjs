@@ -73,6 +73,36 @@ describe('MCP conformance suite through the gateway', {skip: skip_without_gatewa
             'the suite exit status differs although every scenario matched');
       });
 
+  // Several servers behind one gateway (issue #15): the route of one of them, /mcp/everything,
+  // is that server alone, beside the federated endpoint and another server.
+  test(
+      'gives every scenario the same outcome through /mcp/<name> of a gateway with several servers',
+      {timeout: 240_000}, async (t) => {
+        assert.ok(direct_run, 'the direct run did not complete; see the first test');
+        dir ??= await mkdtemp(path.join(os.tmpdir(), 'mcpgate-conformance-servers-'));
+        const upstream = await start_upstream();
+        const other = await start_counting_upstream();
+        peers.push(upstream, other);
+        const config = path.join(dir, 'servers.json');
+        await writeFile(config, JSON.stringify({
+          servers: {everything: {upstream: upstream.url}, counting: {upstream: other.url}},
+        }));
+        const gateway = await start_gateway({config, endpoint_path: '/mcp/everything'});
+        peers.unshift(gateway);
+        const run = await run_conformance({url: gateway.url});
+        try {
+          for (const line of list_scenarios(run)) t.diagnostic(`servers ${line}`);
+          const differences =
+              compare_runs(direct_run, run).filter((row) => row.scenario !== host_checked);
+          const headings = {scenario: 'scenario', expected: 'direct', actual: 'through /mcp/everything'};
+          assert.equal(differences.length, 0,
+                       `${differences.length} scenario(s) differ through ${gateway.url}:\n` +
+                           `${format_table(headings, differences)}\n\n${gateway.process.describe()}`);
+        } finally {
+          await discard_results(run);
+        }
+      });
+
   // Behind a policy that filters tools/list (every server-everything reply is an SSE stream that
   // opens with a priming event), only the scenario that lists tools may see a difference.
   test(

@@ -110,7 +110,8 @@ describe('two upstreams, one HTTP and one stdio, on two paths', {skip: skip_with
        });
 
   test('a path no upstream serves is 404', async () => {
-    const reply = await fetch(at('/mcp'), {
+    // (/mcp is the federated endpoint here: the config has servers.)
+    const reply = await fetch(at('/nothing'), {
       method: 'POST',
       headers: {'content-type': 'application/json', 'accept': 'application/json, text/event-stream',
                 'authorization': `Bearer ${key}`},
@@ -120,7 +121,7 @@ describe('two upstreams, one HTTP and one stdio, on two paths', {skip: skip_with
   });
 
   test('every audit line names the upstream it was for', {timeout: 30_000}, async () => {
-    // By now /files denied write_file, /python rate-limited a run, and /mcp was a 404.
+    // By now /files denied write_file, /python rate-limited a run, and /nothing was a 404.
     const lines = await poll(async () => {
       const all = await audit_lines(audit);
       return all.some((l) => l.decision === 'rate_limited') &&

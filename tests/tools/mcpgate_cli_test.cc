@@ -69,6 +69,15 @@ std::string write_temp(const std::string& name, const std::string& text) {
   return path;
 }
 
+// A config that must not start: exit 1, and the output holds "<file>: " + `expected`.
+void expect_config_error(const std::string& name, const std::string& text,
+                         const std::string& expected) {
+  std::string file = write_temp(name, text);
+  run_result r = run_mcpgate({"--config", file});
+  EXPECT_EQ(r.exit_code, 1) << name;
+  EXPECT_NE(r.output.find(file + ": " + expected), std::string::npos) << r.output;
+}
+
 TEST(MCPGateCli, ExitsAtOnceWithOneLineWhenSeccompRefusesIoUring) {
   run_result r =
       run_mcpgate({"--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9/mcp"}, true);
@@ -138,51 +147,58 @@ TEST(MCPGateCli, NamesTheKeyPathOfAStdioUpstreamMistake) {
 }
 
 TEST(MCPGateCli, NamesTheKeyPathOfAServersMistake) {
-  std::string none = write_temp("servers_none.json", R"({"servers":{"files":{"path":"/f"}}})");
-  run_result r = run_mcpgate({"--config", none});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(
-      r.output.find(none + ": $.servers.files.upstream: missing: a server needs its upstream"),
-      std::string::npos)
-      << r.output;
-
-  std::string typo = write_temp(
+  expect_config_error("servers_none.json", R"({"servers":{"files":{"path":"/f"}}})",
+                      "$.servers.files.upstream: missing: a server needs its upstream");
+  expect_config_error(
       "servers_typo.json",
-      R"({"servers":{"files":{"upstream":"http://127.0.0.1:9/mcp","response_timeout":5}}})");
-  r = run_mcpgate({"--config", typo});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(
-      r.output.find(typo + ": $.servers.files.response_timeout: unknown key (known for a server: "
-                           "upstream, path, forward_authorization"),
-      std::string::npos)
-      << r.output;
-
-  std::string nested =
-      write_temp("servers_nested.json",
-                 R"({"servers":{"py":{"upstream":{"command":["cat"],"max_process":2}}}})");
-  r = run_mcpgate({"--config", nested});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find(nested + ": $.servers.py.upstream.max_process: unknown key"),
-            std::string::npos)
-      << r.output;
-
+      R"({"servers":{"files":{"upstream":"http://127.0.0.1:9/mcp","response_timeout":5}}})",
+      "$.servers.files.response_timeout: unknown key (known for a server: upstream, path, "
+      "forward_authorization");
+  expect_config_error("servers_nested.json",
+                      R"({"servers":{"py":{"upstream":{"command":["cat"],"max_process":2}}}})",
+                      "$.servers.py.upstream.max_process: unknown key");
   std::string twice =
       write_temp("servers_twice.json",
                  R"({"servers":{"files":{"upstream":"http://127.0.0.1:9/mcp"}},)"
                  R"("upstreams":{"files":{"url":"http://127.0.0.1:9/mcp","path":"/x"}}})");
-  r = run_mcpgate({"--config", twice});
+  run_result r = run_mcpgate({"--config", twice});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("\"files\" is also servers.files; a name is one upstream's"),
             std::string::npos)
       << r.output;
+  expect_config_error("servers_name.json",
+                      R"({"servers":{"Files":{"upstream":"http://127.0.0.1:9/mcp"}}})",
+                      "$.servers.Files: expected a name of lowercase letters");
+}
 
-  std::string name = write_temp("servers_name.json",
-                                R"({"servers":{"Files":{"upstream":"http://127.0.0.1:9/mcp"}}})");
-  r = run_mcpgate({"--config", name});
+TEST(MCPGateCli, NamesTheKeyOfAFederationMistake) {
+  const std::string server = R"("servers":{"files":{"upstream":"http://127.0.0.1:9/mcp"}})";
+  expect_config_error("federation_separator.json",
+                      "{" + server + R"(,"federation":{"separator":"-x-"}})",
+                      "$.federation.separator: expected 1 to 8 characters with one that a "
+                      "server's name cannot have");
+  expect_config_error("federation_slash.json", "{" + server + R"(,"federation":{"separator":"/"}})",
+                      "$.federation.separator: expected no whitespace, quote, backslash or '/'");
+  expect_config_error("federation_key.json", "{" + server + R"(,"federation":{"paths":"/m"}})",
+                      "$.federation.paths: unknown key (known: path, separator");
+  expect_config_error("federation_name.json",
+                      R"({"servers":{"federation":{"upstream":"http://127.0.0.1:9/mcp"}}})",
+                      "$.servers.federation: \"federation\" is the name of the federated endpoint");
+  // A server on the endpoint's path: both named.
+  std::string taken =
+      write_temp("federation_path.json",
+                 R"({"servers":{"files":{"upstream":"http://127.0.0.1:9/mcp","path":"/mcp"}}})");
+  run_result r = run_mcpgate({"--config", taken});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find(name + ": $.servers.Files: expected a name of lowercase letters"),
+  EXPECT_NE(r.output.find("$.federation.path"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/mcp is the federated endpoint's path and also upstream files's"),
             std::string::npos)
       << r.output;
+  // Off, the path is the server's.
+  std::string off = write_temp(
+      "federation_off.json",
+      R"({"servers":{"files":{"upstream":"http://127.0.0.1:9/mcp","path":"/mcp"}},"federation":false})");
+  EXPECT_EQ(run_mcpgate({"check", off}).exit_code, 0);
 }
 
 TEST(MCPGateCli, RefusesAnUnclosedQuoteInTheUpstreamCommand) {

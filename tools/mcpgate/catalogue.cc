@@ -11,7 +11,9 @@
 #include <optional>
 #include <set>
 
+#include "policy/json_writer.h"
 #include "tools/mcpgate/classify.h"
+#include "tools/mcpgate/config.h"
 #include "tools/mcpgate/file_write.h"
 #include "tools/mcpgate/mcp_client.h"
 #include "tools/mcpgate/pins.h"
@@ -31,9 +33,15 @@ cxxopts::Options make_options() {
                      "Connects to an MCP server as a client, classifies each of its tools as "
                      "Read, Write, Execute, Destructive or Financial, and prints the summary, "
                      "JSON, or writes a starter policy.\n");
-  o.custom_help("--upstream URL [options]\n  mcpgate catalogue [options] -- COMMAND ARGS...");
+  o.custom_help(
+      "--upstream URL [options]\n  mcpgate catalogue [options] -- COMMAND ARGS...\n  mcpgate "
+      "catalogue --config FILE [options]");
   o.add_options()("upstream", "The server's Streamable HTTP endpoint, http://HOST[:PORT]/PATH",
-                  cxxopts::value<std::string>())("json", "Print JSON instead of the summary")(
+                  cxxopts::value<std::string>())(
+      "config",
+      "Classify every server of a gateway config (its upstream and its upstreams and servers); "
+      "--policy is then a directory that gets <server>.json each, --pin one file for all",
+      cxxopts::value<std::string>())("json", "Print JSON instead of the summary")(
       "policy", "Write a starter policy to FILE", cxxopts::value<std::string>())(
       "pin", "Write the tools' pinned definitions to FILE (other servers' pins in it are kept)",
       cxxopts::value<std::string>())(
@@ -52,6 +60,100 @@ cxxopts::Options make_options() {
   return o;
 }
 
+// One server's tools, classified.
+struct classified {
+  server_tools listed;
+  server_catalogue catalogue;
+};
+
+// Throws what fetch_tools throws, and for an entry without a name.
+classified classify_server(const std::string& url, const core::spawn_options& spawn,
+                           std::int64_t timeout_ms, const std::vector<std::string>& headers) {
+  classified c;
+  c.listed = fetch_tools(url, spawn, timeout_ms, headers);
+  std::vector<tool_info> tools;
+  for (const std::string& raw : c.listed.tools) {
+    std::optional<tool_info> t = parse_tool(raw);
+    if (!t)
+      throw std::runtime_error(c.listed.source +
+                               ": tools/list holds an entry without a name: " + raw.substr(0, 80));
+    tools.push_back(std::move(*t));
+  }
+  c.catalogue = make_catalogue(c.listed.info.name, c.listed.info.version,
+                               c.listed.info.protocol_version, c.listed.source, std::move(tools));
+  return c;
+}
+
+// `mcpgate catalogue --config FILE`: every server the config names, each under its name. A
+// server that cannot be listed is reported and the others are still classified (exit 1).
+int catalogue_config(const std::string& config_file, bool json, const std::string& policy_dir,
+                     const std::string& pin_file, const starter_limits& limits,
+                     std::int64_t timeout_ms, const std::vector<std::string>& headers) {
+  gateway_settings settings;
+  try {
+    load_config_file(config_file, settings);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  struct named {
+    std::string name;
+    std::string url;
+    std::shared_ptr<net::stdio_upstream_config> stdio;
+  };
+  std::vector<named> servers;
+  if (serves_default_upstream(settings))
+    servers.push_back(
+        {"default", settings.stdio ? std::string() : settings.upstream, settings.stdio});
+  for (const upstream_spec& spec : settings.upstreams)
+    servers.push_back({spec.name, spec.url, spec.stdio});
+  if (!policy_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(policy_dir, ec);
+    if (ec) return fail("--policy " + policy_dir + ": " + ec.message());
+  }
+  std::string out = json ? "{\"servers\":{" : "";
+  int status = 0;
+  bool first = true;
+  for (const named& s : servers) {
+    core::spawn_options spawn;
+    if (s.stdio) spawn = s.stdio->command;
+    classified c;
+    try {
+      c = classify_server(s.stdio ? std::string() : s.url, spawn, timeout_ms, headers);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mcpgate catalogue: server '%s': %s\n", s.name.c_str(), e.what());
+      status = 1;
+      continue;
+    }
+    if (!pin_file.empty())
+      if (auto error = write_pins(pin_file, s.name, c.listed)) return fail(*error);
+    std::string policy_file;
+    if (!policy_dir.empty()) {
+      policy_file = (std::filesystem::path(policy_dir) / (s.name + ".json")).string();
+      if (auto error =
+              write_file_atomically(policy_file, format_policy(c.catalogue, limits), "--policy"))
+        return fail(*error);
+    }
+    if (json) {
+      if (!first) out += ',';
+      policy::append_json_string(out, s.name);
+      out += ':';
+      std::string one = format_json(c.catalogue, limits);
+      while (!one.empty() && one.back() == '\n') one.pop_back();
+      out += one;
+    } else {
+      out += "== server '" + s.name + "' ==\n" + format_summary(c.catalogue, limits);
+      if (!policy_file.empty()) out += "Starter policy written to " + policy_file + "\n";
+      out += "\n";
+    }
+    first = false;
+  }
+  if (json) out += "}}\n";
+  if (!json && !pin_file.empty()) out += "Pins of every server written to " + pin_file + "\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return std::fflush(stdout) == 0 ? status : 1;
+}
+
 }  // namespace
 
 int catalogue_main(const std::vector<std::string>& args) {
@@ -61,7 +163,7 @@ int catalogue_main(const std::vector<std::string>& args) {
   std::vector<std::string> own(args.begin(), dash);
 
   cxxopts::Options options = make_options();
-  std::string upstream, policy_file, pin_file, server;
+  std::string upstream, policy_file, pin_file, server, config_file;
   std::vector<std::string> headers;
   bool json = false;
   starter_limits limits;
@@ -80,6 +182,7 @@ int catalogue_main(const std::vector<std::string>& args) {
       return fail("unexpected argument '" + parsed.unmatched().front() +
                   "' (a stdio server's command goes after --)");
     if (parsed.count("upstream")) upstream = parsed["upstream"].as<std::string>();
+    if (parsed.count("config")) config_file = parsed["config"].as<std::string>();
     if (parsed.count("policy")) policy_file = parsed["policy"].as<std::string>();
     if (parsed.count("pin")) pin_file = parsed["pin"].as<std::string>();
     server = parsed["server"].as<std::string>();
@@ -98,30 +201,26 @@ int catalogue_main(const std::vector<std::string>& args) {
       return fail(std::string(flag) + ": expected 1 to 1000000, got " + std::to_string(value));
   if (timeout_ms < 1 || timeout_ms > 3'600'000)
     return fail("--timeout-ms: expected 1 to 3600000, got " + std::to_string(timeout_ms));
+  // A server that exits while we write to it must be an error message, not a silent death.
+  ::signal(SIGPIPE, SIG_IGN);
+  if (!config_file.empty()) {
+    if (!upstream.empty() || !command.empty())
+      return fail("--config classifies the config's servers: no --upstream or command with it");
+    return catalogue_config(config_file, json, policy_file, pin_file, limits, timeout_ms, headers);
+  }
   if (upstream.empty() == command.empty())
     return fail(upstream.empty()
                     ? "name the server: --upstream URL, or -- COMMAND ARGS... for a stdio server"
                     : "give either --upstream or a stdio command after --, not both");
-
-  // A server that exits while we write to it must be an error message, not a silent death.
-  ::signal(SIGPIPE, SIG_IGN);
 
   server_catalogue catalogue;
   server_tools listed;
   try {
     core::spawn_options spawn;
     spawn.argv = command;
-    listed = fetch_tools(upstream, spawn, timeout_ms, headers);
-    std::vector<tool_info> tools;
-    for (const std::string& raw : listed.tools) {
-      std::optional<tool_info> t = parse_tool(raw);
-      if (!t)
-        return fail(listed.source +
-                    ": tools/list holds an entry without a name: " + raw.substr(0, 80));
-      tools.push_back(std::move(*t));
-    }
-    catalogue = make_catalogue(listed.info.name, listed.info.version, listed.info.protocol_version,
-                               listed.source, std::move(tools));
+    classified c = classify_server(upstream, spawn, timeout_ms, headers);
+    listed = std::move(c.listed);
+    catalogue = std::move(c.catalogue);
   } catch (const std::exception& e) {
     return fail(e.what());
   }

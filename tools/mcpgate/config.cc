@@ -351,6 +351,8 @@ void check_upstream_name(const reader& r, const std::string& at, const std::stri
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
     r.fail(at, "expected a name of lowercase letters, digits and '-', got \"" + name + "\"");
   if (name == "default") r.fail(at, "\"default\" is the name of the \"upstream\" key's upstream");
+  if (name == federation_name)
+    r.fail(at, "\"federation\" is the name of the federated endpoint (\"federation\" key)");
 }
 
 // The entries of "upstreams" or "servers" (`section`): each a name and an object that
@@ -419,6 +421,55 @@ void load_servers(const reader& r, element e, gateway_settings& s) {
           r.fail(at + ".upstream",
                  "missing: a server needs its upstream, a URL or {\"command\": [...]} for stdio");
       });
+}
+
+// "federation": false | {"path": "/mcp", "separator": "__", "max_sessions": N,
+//                        "max_sessions_per_identity": N, "session_idle_timeout_ms": N}
+void load_federation(const reader& r, element e, gateway_settings& s) {
+  if (e.is_bool()) {
+    s.federation.enabled = e.get_bool().value_unsafe();
+    return;
+  }
+  if (!e.is_object())
+    r.fail("$.federation",
+           "expected false or an object {\"path\", \"separator\", "
+           "\"max_sessions\", \"max_sessions_per_identity\"}, got " +
+               type_name(e.type()));
+  simdjson::dom::object federation = e.get_object().value_unsafe();
+  for (auto [key_view, value] : federation) {
+    std::string key(key_view);
+    std::string path = "$.federation." + key;
+    if (key == "path") {
+      s.federation.path = r.get_string(value, path);
+      if (s.federation.path.empty() || s.federation.path[0] != '/')
+        r.fail(path,
+               "expected an absolute path starting with '/', got \"" + s.federation.path + "\"");
+    } else if (key == "separator") {
+      std::string sep = r.get_string(value, path);
+      // A server's name is lowercase letters, digits and '-': a separator with another
+      // character splits "<server><separator><tool>" in one place only, so no two servers'
+      // tools can take the same prefixed name.
+      if (sep.empty() || sep.size() > 8 ||
+          sep.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos)
+        r.fail(path,
+               "expected 1 to 8 characters with one that a server's name cannot have (not a "
+               "lowercase letter, digit or '-'), such as \"__\" or \".\", got \"" +
+                   sep + "\"");
+      if (sep.find_first_of(" \t\r\n\"\\/") != std::string::npos)
+        r.fail(path, "expected no whitespace, quote, backslash or '/', got \"" + sep + "\"");
+      s.federation.separator = sep;
+    } else if (key == "max_sessions") {
+      s.federation.max_sessions = static_cast<uint32_t>(r.get_positive(value, path));
+    } else if (key == "max_sessions_per_identity") {
+      s.federation.max_sessions_per_identity = static_cast<uint32_t>(r.get_positive(value, path));
+    } else if (key == "session_idle_timeout_ms") {
+      s.federation.session_idle_timeout_ms = r.get_positive(value, path);
+    } else {
+      r.fail(path,
+             "unknown key (known: path, separator, max_sessions, max_sessions_per_identity, "
+             "session_idle_timeout_ms)");
+    }
+  }
 }
 
 // "tracing": {"otlp_http": "http://HOST:PORT/v1/traces", "service_name": "...",
@@ -546,7 +597,7 @@ void load_embedded_default(gateway_settings& s) {
   s.embedded_default = true;
 }
 
-const std::array<std::string_view, 17> config_keys = {"listen",
+const std::array<std::string_view, 18> config_keys = {"listen",
                                                       "upstream",
                                                       "shards",
                                                       "path",
@@ -562,6 +613,7 @@ const std::array<std::string_view, 17> config_keys = {"listen",
                                                       "limits",
                                                       "upstreams",
                                                       "servers",
+                                                      "federation",
                                                       "tracing"};
 
 std::shared_ptr<net::trace_exporter> start_tracing(const gateway_settings& s) {
@@ -602,6 +654,8 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       load_named_upstreams(r, value, s);
     else if (key == "servers")
       load_servers(r, value, s);
+    else if (key == "federation")
+      load_federation(r, value, s);
     else if (key == "upstream") {
       if (!value.is_string())
         r.fail(path, "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
@@ -688,6 +742,14 @@ bool serves_default_upstream(const gateway_settings& s) {
   return s.upstream_given || s.upstreams.empty();
 }
 
+std::vector<const upstream_spec*> federated_servers(const gateway_settings& s) {
+  std::vector<const upstream_spec*> out;
+  if (!s.federation.enabled) return out;
+  for (const upstream_spec& spec : s.upstreams)
+    if (spec.key.rfind("servers.", 0) == 0) out.push_back(&spec);
+  return out;
+}
+
 std::shared_ptr<const net::gateway_config> resolve_config(
     const gateway_settings& s, const std::map<std::string, net::endpoint>& bridges,
     std::shared_ptr<const net::gate_config> gate, std::shared_ptr<core::log_file> audit_file,
@@ -734,6 +796,25 @@ std::shared_ptr<const net::gateway_config> resolve_config(
   for (const upstream_spec& spec : s.upstreams)
     add(spec.name, spec.url, spec.stdio != nullptr, spec.options, spec.path,
         "$." + spec.key + where);
+  if (!federated_servers(s).empty()) {
+    // The federated endpoint: its hub, on a socket of its own, as one more upstream.
+    net::upstream_target hub = s.default_options.over(s.upstream_defaults);
+    hub.name = federation_name;
+    if (auto it = bridges.find(std::string(federation_name)); it != bridges.end())
+      hub.where = it->second;
+    hub.host_header = federation_name;
+    hub.path = s.federation.path;
+    hub.federation = true;
+    hub.forward_authorization = true;  // presented again to each server's route, never further
+    for (const net::route& r : c->routes)
+      if (r.path == s.federation.path)
+        throw std::invalid_argument("$.federation.path" + where + ": " + s.federation.path +
+                                    " is the federated endpoint's path and also upstream " +
+                                    c->upstreams[r.upstream].name +
+                                    "'s (give one of them another path)");
+    c->routes.push_back({s.federation.path, static_cast<uint32_t>(c->upstreams.size()), {}, true});
+    c->upstreams.push_back(std::move(hub));
+  }
   if (gate) c->gate = std::move(gate);
   c->audit.file = std::move(audit_file);
   return c;

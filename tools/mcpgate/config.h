@@ -55,6 +55,17 @@ struct upstream_spec {
   std::optional<pins_setting> pins;
 };
 
+// "federation": the endpoint serving every server of "servers" at once (net/federation/hub.h).
+// On by default when there are servers; "federation": false turns it off.
+struct federation_setting {
+  bool enabled = true;
+  std::string path = "/mcp";
+  std::string separator = "__";  // between a server's name and its tool's
+  uint32_t max_sessions = 4096;
+  uint32_t max_sessions_per_identity = 256;
+  int64_t session_idle_timeout_ms = 1'800'000;
+};
+
 // Everything the gateway runs with, after the config file and the command line are merged.
 struct gateway_settings {
   std::string listen = "127.0.0.1:8080";
@@ -86,12 +97,13 @@ struct gateway_settings {
   upstream_overrides default_options;        // the "upstream" object's own
   std::optional<pins_setting> default_pins;  // the "upstream" object's "pins"
   std::vector<upstream_spec> upstreams;      // the config's "upstreams", in file order
-  bool upstream_given = false;               // "upstream" or a flag named the single upstream
+  federation_setting federation;
+  bool upstream_given = false;  // "upstream" or a flag named the single upstream
   command_line_overrides command_line;
 };
 
 // Every top-level key a config file may have.
-extern const std::array<std::string_view, 17> config_keys;
+extern const std::array<std::string_view, 18> config_keys;
 
 // Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
 // what was expected and what was found; unknown keys are errors.
@@ -111,6 +123,11 @@ std::string describe_command(const std::vector<std::string>& argv);
 
 // Flags override the config file.
 void apply_command_line(const command_line_overrides& cl, gateway_settings& into);
+
+// The servers the federated endpoint serves ("servers", in file order); empty when it is off.
+std::vector<const upstream_spec*> federated_servers(const gateway_settings& s);
+// The name the federated endpoint's hub has among the upstreams (and in bridges, its socket).
+inline constexpr std::string_view federation_name = "federation";
 
 // The configuration generation the settings describe: addresses resolved, the upstream (a
 // stdio one reached through the bridge's socket, `bridge`) and its route, the gate and the

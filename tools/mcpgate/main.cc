@@ -28,6 +28,7 @@
 #include "net/exchange/gate.h"
 #include "net/exchange/policy_gate.h"
 #include "net/exchange/shard.h"
+#include "net/federation/hub.h"
 #include "net/observe/metrics.h"
 #include "net/upstream/stdio/bridge.h"
 #include "policy/access_config.h"
@@ -179,6 +180,14 @@ int run(const tools::gateway_settings& settings) {
     if (b.socket.fd < 0) return fail(b.socket.error);
     bridge_at[b.name] = b.socket.at;
   }
+  // The federated endpoint's hub, when there are servers: one more socket the shards reach.
+  std::vector<const tools::upstream_spec*> federated = tools::federated_servers(settings);
+  net::federation_hub::bound_socket hub_socket;
+  if (!federated.empty()) {
+    hub_socket = net::federation_hub::bind_socket();
+    if (hub_socket.fd < 0) return fail(hub_socket.error);
+    bridge_at[std::string(tools::federation_name)] = hub_socket.at;
+  }
   std::shared_ptr<core::log_file> audit_file;
   if (!settings.audit.empty()) {
     core::log_file::open_result opened = core::log_file::open(settings.audit);
@@ -225,6 +234,36 @@ int run(const tools::gateway_settings& settings) {
     return fail(std::string("--listen: ") + e.what());
   }
   uint16_t port = net::bound_port(listeners[0]);
+
+  // The hub reaches each server through its route on this listener, as a client would.
+  auto hub_config = std::make_shared<net::federation_config>();
+  std::unique_ptr<net::federation_stats> hub_stats;
+  if (!federated.empty()) {
+    for (const tools::upstream_spec* spec : federated)
+      hub_config->servers.push_back({spec->name, spec->path});
+    hub_config->separator = settings.federation.separator;
+    hub_config->max_sessions = settings.federation.max_sessions;
+    hub_config->max_sessions_per_identity = settings.federation.max_sessions_per_identity;
+    hub_config->session_idle_timeout_ms = settings.federation.session_idle_timeout_ms;
+    hub_config->request_timeout_ms = settings.upstream_defaults.response_timeout_ms;
+    net::endpoint self = wire->listen;
+    self.port = port;
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&self.addr);
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&self.addr);
+    if (self.addr.ss_family == AF_INET) {
+      in4->sin_port = htons(port);
+      if (in4->sin_addr.s_addr == htonl(INADDR_ANY)) in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    } else {
+      in6->sin6_port = htons(port);
+      if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) in6->sin6_addr = in6addr_loopback;
+    }
+    hub_config->gateway = self;
+    std::string host = wire->listen.host;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    hub_config->host_header = wire->allowed_hosts.empty() ? host + ":" + std::to_string(port)
+                                                          : wire->allowed_hosts.front();
+    hub_stats = std::make_unique<net::federation_stats>(hub_config->servers.size());
+  }
 
   std::vector<std::unique_ptr<net::shard_stats>> stats;
   for (unsigned i = 0; i < shards; ++i) stats.push_back(std::make_unique<net::shard_stats>());
@@ -309,9 +348,11 @@ int run(const tools::gateway_settings& settings) {
       return fail(e.what());
     }
     net::admin_handlers handlers;
-    handlers.metrics = [&metrics, &counters, &report_mu, &process_metrics, &tracing] {
+    handlers.metrics = [&metrics, &counters, &report_mu, &process_metrics, &tracing, &hub_config,
+                        &hub_stats] {
       std::string text = metrics.render() + counters.pins.render();
       if (tracing) text += tracing->render_metrics();
+      if (hub_stats) text += net::federation_hub::render_metrics(*hub_config, *hub_stats);
       std::lock_guard lock(report_mu);
       return text + process_metrics();
     };
@@ -361,6 +402,12 @@ int run(const tools::gateway_settings& settings) {
       return std::make_unique<net::stdio_bridge>(b.config, b.socket.fd, *b.stats);
     });
     if (!why.empty()) return fail("stdio bridge of upstream " + b.name + ": " + why);
+  }
+
+  std::unique_ptr<net::federation_hub> hub;
+  if (hub_stats) {
+    hub = std::make_unique<net::federation_hub>(hub_config, hub_socket.fd, *hub_stats);
+    hub->start();
   }
 
   core::shard_group group(shards, 4096, 10'000'000);
@@ -468,6 +515,7 @@ int run(const tools::gateway_settings& settings) {
     group.broadcast(m);
     group.join();
     // The shards are done with the bridge: end every child (SIGTERM, then SIGKILL), reap them.
+    if (hub) hub->stop();
     for (stdio_bridge_run& b : bridges) b.group->broadcast(m);
     for (stdio_bridge_run& b : bridges) b.group->join();
     if (admin) admin->stop();

@@ -232,11 +232,11 @@ const peer_listening = /^e2e-peer: listening on 127\.0\.0\.1:(\d+)$/;
 // Starts @modelcontextprotocol/server-everything in Streamable HTTP mode (its CLI's
 // `streamableHttp` argument; PORT selects the port and the path is fixed at /mcp) on a port of
 // its own choosing on 127.0.0.1. Resolves once it listens, with { url, port, process, stop }.
-export async function start_upstream({timeout_ms = 20_000} = {}) {
+export async function start_upstream({timeout_ms = 20_000, port = 0} = {}) {
   const entry = package_file('@modelcontextprotocol/server-everything', 'dist/index.js');
   const child = start_process(
       'server-everything', process.execPath,
-      ['--import', loopback_preload, entry, 'streamableHttp'], {env: {PORT: '0'}});
+      ['--import', loopback_preload, entry, 'streamableHttp'], {env: {PORT: String(port)}});
   try {
     const [, port] = await child.wait_for_line(peer_listening, {timeout_ms});
     return {
