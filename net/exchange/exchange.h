@@ -119,7 +119,10 @@ struct exchange {
       s.verdicts = ticket->verdicts;
     }
     s.session = session_id;
-    if (upstream) s.server = upstream->name;
+    if (upstream) {
+      s.server = upstream->name;
+      s.server_id = static_cast<label_id>(upstream - config->upstreams.data());
+    }
     if (method == http_method::get) s.bodyless_method = "GET";
     if (method == http_method::delete_) s.bodyless_method = "DELETE";
     return s;

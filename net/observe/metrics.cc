@@ -194,6 +194,10 @@ void shard_metrics::count_request(label_id method, label_id tool, label_id grant
   by_grant_[g][d].add();
 }
 
+void shard_metrics::count_server(label_id server, call_decision decision) {
+  if (server < max_servers) by_server_[server][static_cast<size_t>(decision)].add();
+}
+
 void shard_metrics::count_upstream_status(int status) {
   if (status >= 100 && status <= 599) upstream_status_[static_cast<size_t>(status / 100 - 1)].add();
 }
@@ -269,6 +273,15 @@ std::string metrics_registry::render() const {
                         row_sum(&shard_metrics::by_grant_, g));
   append_decision_row(out, "mcpgate_grant_requests_total", "grant", "none",
                       row_sum(&shard_metrics::by_grant_, metric_labels::max_grants));
+
+  if (!servers_.empty()) {
+    append_family(
+        out, "mcpgate_server_requests_total", "counter",
+        "JSON-RPC messages handled, by the server (upstream) they were for and decision.");
+    for (size_t i = 0; i < servers_.size() && i < shard_metrics::max_servers; ++i)
+      append_decision_row(out, "mcpgate_server_requests_total", "server", servers_[i],
+                          row_sum(&shard_metrics::by_server_, i));
+  }
 
   append_family(out, "mcpgate_upstream_responses_total", "counter",
                 "Upstream HTTP responses, by status class.");
@@ -389,6 +402,11 @@ std::string metrics_registry::render() const {
                   sum(&stdio_bridge_stats::messages_dropped));
   }
   return out;
+}
+
+void metrics_registry::set_servers(std::vector<std::string> names) {
+  std::lock_guard lock(labels_mu_);
+  servers_ = std::move(names);
 }
 
 void metrics_registry::attach_stdio(const stdio_bridge_stats* stats) {

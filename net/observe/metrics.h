@@ -129,6 +129,10 @@ class shard_metrics {
   // method: a method_id(); tool: a tool id, or no_label when the message is not tools/call;
   // grant: a grant id, or no_label when no grant applied.
   void count_request(label_id method, label_id tool, label_id grant, call_decision decision);
+  // The same message by the server (upstream) it was for: its index among the configuration's
+  // upstreams (fixed for the process's life), or no_label for none (a 404).
+  void count_server(label_id server, call_decision decision);
+  static constexpr size_t max_servers = 256;
   // An upstream response with this HTTP status.
   void count_upstream_status(int status);
   void count_upstream_error(upstream_error_kind kind);
@@ -146,7 +150,8 @@ class shard_metrics {
   std::array<decision_row, known_methods.size()> by_method_;
   std::array<decision_row, metric_labels::max_tools> by_tool_;
   std::array<decision_row, metric_labels::max_grants + 1> by_grant_;  // last: grant="none"
-  std::array<shard_stats::counter, 5> upstream_status_;               // 1xx .. 5xx
+  std::array<decision_row, max_servers> by_server_;
+  std::array<shard_stats::counter, 5> upstream_status_;  // 1xx .. 5xx
   std::array<shard_stats::counter, upstream_error_kind_count> upstream_errors_;
   latency_histogram gateway_latency_;
   latency_histogram upstream_latency_;
@@ -178,6 +183,10 @@ class metrics_registry {
   // outlive the registry. Control plane.
   void attach_stdio(const stdio_bridge_stats* stats);
 
+  // The upstreams' names by index, for mcpgate_server_requests_total. Control plane, before
+  // the shards start (the upstreams are fixed for the process's life).
+  void set_servers(std::vector<std::string> names);
+
   // Prometheus text exposition format 0.0.4, summed over shards.
   std::string render() const;
 
@@ -186,6 +195,7 @@ class metrics_registry {
   std::vector<std::unique_ptr<std::atomic<const core::log_writer_stats*>>> audit_;
   mutable std::mutex labels_mu_;  // control plane only: set_labels(), attach_stdio(), render()
   std::vector<const stdio_bridge_stats*> stdio_;
+  std::vector<std::string> servers_;
   std::shared_ptr<const metric_labels> labels_;
 };
 

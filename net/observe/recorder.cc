@@ -112,8 +112,10 @@ void recorder::finish(exchange_record& rec, call_decision decision, const record
   for (size_t i = 0; i < count; ++i) {
     r.decision = decision;
     if (use_verdicts && i < who.verdicts.size()) r.decision = who.verdicts[i].decision;
-    if (metrics_ && i < rec.metric_ids.size())
+    if (metrics_ && i < rec.metric_ids.size()) {
       metrics_->count_request(rec.metric_ids[i].first, rec.metric_ids[i].second, grant, r.decision);
+      if (who.server_id != no_label) metrics_->count_server(who.server_id, r.decision);
+    }
     if (i < rec.audit_ends.size()) {
       lines_.append(rec.audit_heads, begin, rec.audit_ends[i] - begin);
       append_audit_tail(lines_, r);

@@ -71,8 +71,9 @@ struct exchange_record {
 struct record_subject {
   std::string_view identity;  // empty: unauthenticated
   std::string_view grant;
-  std::string_view session;  // the upstream's session id
-  std::string_view server;   // the named upstream the request went to; empty: none (404)
+  std::string_view session;       // the upstream's session id
+  std::string_view server;        // the named upstream the request went to; empty: none (404)
+  label_id server_id = no_label;  // its index among the configuration's upstreams
   std::span<const message_verdict> verdicts;
   // "GET" or "DELETE": the audit line's method for a request that carries no message.
   std::string_view bodyless_method;

@@ -268,6 +268,11 @@ int run(const tools::gateway_settings& settings) {
   std::vector<std::unique_ptr<net::shard_stats>> stats;
   for (unsigned i = 0; i < shards; ++i) stats.push_back(std::make_unique<net::shard_stats>());
   net::metrics_registry metrics(shards, gate->labels);
+  {
+    std::vector<std::string> servers;
+    for (const net::upstream_target& up : wire->upstreams) servers.push_back(up.name);
+    metrics.set_servers(std::move(servers));
+  }
 
   // What the admin thread reads; written here on reload, under a control-plane lock.
   std::mutex report_mu;

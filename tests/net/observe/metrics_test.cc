@@ -175,6 +175,27 @@ TEST(Metrics, PromtoolAcceptsAnEmptyRegistry) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
+TEST(Metrics, CountsEachServersMessagesByDecision) {
+  metrics_registry m(2, sample_labels());
+  EXPECT_EQ(m.render().find("mcpgate_server_requests_total"), std::string::npos)
+      << "no servers named: no family";
+  m.set_servers({"default", "python"});
+  m.shard(0).count_server(1, call_decision::allowed);
+  m.shard(1).count_server(1, call_decision::allowed);
+  m.shard(1).count_server(1, call_decision::denied);
+  m.shard(0).count_server(0, call_decision::allowed);
+  m.shard(0).count_server(no_label, call_decision::invalid);  // a 404: no server
+  std::string text = m.render();
+  EXPECT_NE(text.find("mcpgate_server_requests_total{server=\"python\",decision=\"allowed\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("mcpgate_server_requests_total{server=\"python\",decision=\"denied\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("mcpgate_server_requests_total{server=\"default\",decision=\"allowed\"} 1\n"),
+            std::string::npos);
+  EXPECT_EQ(text.find("decision=\"invalid\"} 1\nmcpgate_upstream"), std::string::npos);
+}
+
 TEST(Metrics, LabelValuesAreEscaped) {
   auto labels = std::make_shared<metric_labels>(
       std::vector<std::string>{"quote\"back\\slash\nnewline"}, std::vector<std::string>{});
