@@ -33,8 +33,10 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-// What the hub tells a client it serves: tools from every server, and their changes.
-constexpr std::string_view capabilities = R"({"tools":{"listChanged":true}})";
+// What the hub tells a client it serves: tools and prompts from every server, and their
+// changes.
+constexpr std::string_view capabilities =
+    R"({"tools":{"listChanged":true},"prompts":{"listChanged":true}})";
 constexpr std::string_view latest_revision = "2025-11-25";
 
 bool known_revision(std::string_view v) {
@@ -124,9 +126,12 @@ struct federation_hub::state {
   // Requests of the client's session.
   void handle_initialize(int fd, const request& req, dom::element message, std::string_view id);
   void handle_post(int fd, const request& req, std::shared_ptr<session> s, std::string_view body);
-  void tools_list(int fd, const request& req, session& s, std::string_view id);
-  void tools_call(int fd, const request& req, const std::shared_ptr<session>& s,
-                  std::string_view body, std::string_view id);
+  // tools/list or prompts/list (`list`: "tools", "prompts") of every server that answers.
+  void merged_list(int fd, const request& req, session& s, std::string_view list,
+                   std::string_view id);
+  // tools/call or prompts/get: to the server its name's prefix names.
+  void call_by_name(int fd, const request& req, const std::shared_ptr<session>& s,
+                    std::string_view body, std::string_view id);
   void forward_to(int fd, const request& req, const std::shared_ptr<session>& s, size_t server,
                   std::string_view body);
   void handle_get(int fd, const request& req, const std::shared_ptr<session>& s);
@@ -234,13 +239,17 @@ void federation_hub::state::serve(int fd) {
   request req;
   while (reader.next(req) && handle(fd, req)) {
   }
-  ::close(fd);
-  std::lock_guard lock(mu);
-  auto it = workers.find(fd);
-  if (it != workers.end()) {
-    finished.push_back(std::move(it->second));
-    workers.erase(it);
+  {
+    // Out of the map before the fd is closed: accept may give the number to the next
+    // connection at once.
+    std::lock_guard lock(mu);
+    auto it = workers.find(fd);
+    if (it != workers.end()) {
+      finished.push_back(std::move(it->second));
+      workers.erase(it);
+    }
   }
+  ::close(fd);
   idle.notify_all();
 }
 
@@ -289,6 +298,16 @@ bool federation_hub::state::handle(int fd, const request& req) {
     if (message["id"].get(id_element) == simdjson::SUCCESS) id = raw_of(id_element);
     if (has_method && method == "initialize") {
       handle_initialize(fd, req, message, id);
+      return req.keep_alive;
+    }
+    if (req.protocol_version == "2026-07-28") {
+      // Stateless requests (no initialize, no session) are served by each server's own route.
+      answer(fd, 400,
+             jsonrpc_error_body(id, -32600,
+                                "Bad Request: the federated endpoint serves the revisions with "
+                                "sessions (2025-03-26 to 2025-11-25); send 2026-07-28 requests to "
+                                "a server's own endpoint, /mcp/<server>"),
+             {}, "invalid");
       return req.keep_alive;
     }
     if (req.session.empty()) {
@@ -414,12 +433,12 @@ void federation_hub::state::handle_post(int fd, const request& req, std::shared_
     answer(fd, 200, R"({"jsonrpc":"2.0","id":)" + id + R"(,"result":{}})", {});
     return;
   }
-  if (method == "tools/list" && has_id) {
-    tools_list(fd, req, *s, id);
+  if ((method == "tools/list" || method == "prompts/list") && has_id) {
+    merged_list(fd, req, *s, method == "tools/list" ? "tools" : "prompts", id);
     return;
   }
-  if (method == "tools/call" && has_id) {
-    tools_call(fd, req, s, body, id);
+  if ((method == "tools/call" || method == "prompts/get") && has_id) {
+    call_by_name(fd, req, s, body, id);
     return;
   }
   if (!has_id) {
@@ -440,11 +459,12 @@ void federation_hub::state::handle_post(int fd, const request& req, std::shared_
     answer(fd, 202, {}, {});
     return;
   }
-  answer(fd, 200,
-         jsonrpc_error_body(id, -32601,
-                            "Method not found: the federated endpoint serves tools; use " +
-                                std::string("/mcp/<server> for ") + std::string(method)),
-         {}, "invalid");
+  answer(
+      fd, 200,
+      jsonrpc_error_body(id, -32601,
+                         "Method not found: the federated endpoint serves tools and prompts; use " +
+                             std::string("/mcp/<server> for ") + std::string(method)),
+      {}, "invalid");
 }
 
 bool federation_hub::state::usable(size_t server) {
@@ -557,8 +577,8 @@ std::string federation_hub::state::server_token(const request& req, session& s, 
   return token;
 }
 
-void federation_hub::state::tools_list(int fd, const request& req, session& s,
-                                       std::string_view id) {
+void federation_hub::state::merged_list(int fd, const request& req, session& s,
+                                        std::string_view list, std::string_view id) {
   std::string tools;
   for (size_t i = 0; i < config->servers.size(); ++i) {
     if (!usable(i)) continue;
@@ -578,7 +598,9 @@ void federation_hub::state::tools_list(int fd, const request& req, session& s,
       }
       // Every page of the server's list (bounded: a server paging for ever is cut off).
       for (int page = 0; page < 100; ++page) {
-        std::string body = R"({"jsonrpc":"2.0","id":"mcpgate-list","method":"tools/list")";
+        std::string body = R"({"jsonrpc":"2.0","id":"mcpgate-list","method":")";
+        body += list;
+        body += R"(/list")";
         if (!cursor.empty()) {
           body += R"(,"params":{"cursor":)";
           policy::append_json_string(body, cursor);
@@ -604,7 +626,7 @@ void federation_hub::state::tools_list(int fd, const request& req, session& s,
         }
         // An error (a server without tools) or no list: nothing of this server's.
         std::string next;
-        if (!append_prefixed_tools(message, name, config->separator, page_tools, next) ||
+        if (!append_prefixed(message, list, name, config->separator, page_tools, next) ||
             next.empty()) {
           listed = true;
           break;
@@ -623,18 +645,20 @@ void federation_hub::state::tools_list(int fd, const request& req, session& s,
   }
   std::string body = R"({"jsonrpc":"2.0","id":)";
   body += id;
-  body += R"(,"result":{"tools":[)";
+  body += R"(,"result":{")";
+  body += list;
+  body += R"(":[)";
   body += tools;
   body += "]}}";
   answer(fd, 200, body, {});
 }
 
-void federation_hub::state::tools_call(int fd, const request& req,
-                                       const std::shared_ptr<session>& s, std::string_view body,
-                                       std::string_view id) {
+void federation_hub::state::call_by_name(int fd, const request& req,
+                                         const std::shared_ptr<session>& s, std::string_view body,
+                                         std::string_view id) {
   routed_call routed;
   std::string error;
-  if (!route_tool_call(body, config->servers, config->separator, routed, error)) {
+  if (!route_by_name(body, config->servers, config->separator, routed, error)) {
     answer(fd, 200, jsonrpc_error_body(id, -32602, error), {}, "invalid");
     return;
   }

@@ -6,8 +6,8 @@
 
 namespace mcpgate::net {
 
-bool route_tool_call(std::string_view body, std::span<const federated_server> servers,
-                     std::string_view separator, routed_call& out, std::string& error) {
+bool route_by_name(std::string_view body, std::span<const federated_server> servers,
+                   std::string_view separator, routed_call& out, std::string& error) {
   simdjson::padded_string padded(body);
   // The whole document first: On-Demand reads only as far as the name, and a body that is not
   // JSON after it must not go on as if it were.
@@ -42,8 +42,8 @@ bool route_tool_call(std::string_view body, std::span<const federated_server> se
       }
   if (!found) {
     error = "Invalid params: tool '" + std::string(name) +
-            "' names no server of the federated endpoint (its tools are <server>" +
-            std::string(separator) + "<tool>)";
+            "' names no server of the federated endpoint (its tools and prompts are <server>" +
+            std::string(separator) + "<name>)";
     return false;
   }
   out.tool.assign(name.substr(split + separator.size()));
@@ -54,17 +54,17 @@ bool route_tool_call(std::string_view body, std::span<const federated_server> se
   return true;
 }
 
-bool append_prefixed_tools(std::string_view message, std::string_view server,
-                           std::string_view separator, std::string& out, std::string& next_cursor) {
+bool append_prefixed(std::string_view message, std::string_view list, std::string_view server,
+                     std::string_view separator, std::string& out, std::string& next_cursor) {
   next_cursor.clear();
   simdjson::padded_string padded(message);
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  simdjson::dom::array list;
+  simdjson::dom::array entries;
   if (parser.parse(padded).get(doc) != simdjson::SUCCESS ||
-      doc["result"]["tools"].get(list) != simdjson::SUCCESS)
+      doc["result"][list].get(entries) != simdjson::SUCCESS)
     return false;
-  for (simdjson::dom::element tool : list) {
+  for (simdjson::dom::element tool : entries) {
     simdjson::dom::object fields;
     std::string_view tool_name;
     if (tool.get(fields) != simdjson::SUCCESS || fields["name"].get(tool_name) != simdjson::SUCCESS)

@@ -21,17 +21,18 @@ struct routed_call {
   std::string body;   // the request with params.name rewritten to `tool`
 };
 
-// False, with `error` for the client (a JSON-RPC -32602 message), when params.name is missing,
-// not a string, or names no server (unknown prefix, no separator, an empty tool name).
-bool route_tool_call(std::string_view body, std::span<const federated_server> servers,
-                     std::string_view separator, routed_call& out, std::string& error);
+// A request naming a tool or a prompt in params.name (tools/call, prompts/get). False, with
+// `error` for the client (a JSON-RPC -32602 message), when params.name is missing, not a
+// string, or names no server (unknown prefix, no separator, an empty name after it).
+bool route_by_name(std::string_view body, std::span<const federated_server> servers,
+                   std::string_view separator, routed_call& out, std::string& error);
 
-// Appends the tools of one server's tools/list response `message` to `out` as JSON objects,
-// comma-separated (a comma first when `out` is not empty), each named
+// Appends the entries of one server's list response `message` (`list`: "tools" or "prompts")
+// to `out` as JSON objects, comma-separated (a comma first when `out` is not empty), each named
 // "<server><separator><name>" with its other members as the server wrote them (minified);
 // entries without a string name are left out. `next_cursor` gets result.nextCursor (empty at
-// the last page). False when the message is not a result holding a tools array.
-bool append_prefixed_tools(std::string_view message, std::string_view server,
-                           std::string_view separator, std::string& out, std::string& next_cursor);
+// the last page). False when the message is not a result holding that array.
+bool append_prefixed(std::string_view message, std::string_view list, std::string_view server,
+                     std::string_view separator, std::string& out, std::string& next_cursor);
 
 }  // namespace mcpgate::net

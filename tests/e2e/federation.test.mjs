@@ -139,6 +139,11 @@ describe('the federated endpoint in front of three servers', {skip: skip_without
            const refused = calls.find((l) => l.tool === 'write_file');
            assert.equal(refused.server, 'filesystem');
            assert.equal(refused.decision, 'denied');
+           const metrics = await read_metrics(gateway.admin_url);
+           assert.ok(metrics.get('mcpgate_server_requests_total{server="everything",decision="allowed"}') >= 1);
+           assert.ok(metrics.get('mcpgate_server_requests_total{server="filesystem",decision="denied"}') >= 1);
+           assert.ok(metrics.get('mcpgate_server_requests_total{server="federation",decision="allowed"}') >= 1,
+                     'the endpoint\'s own answers (initialize, the merged list)');
            assert.ok(!calls.some((l) => l.tool?.includes('__')),
                      'audit lines name the server\'s own tool, once per call');
            // What the endpoint answered itself is audited as the endpoint's.
@@ -150,6 +155,22 @@ describe('the federated endpoint in front of three servers', {skip: skip_without
            await client.close();
          }
        });
+
+  test('prompts are listed prefixed and fetched from their server', {timeout: 30_000}, async () => {
+    const {client} = await connect_client(at('/mcp'), {key});
+    try {
+      const {prompts} = await client.listPrompts(undefined, request_options);
+      const names = prompts.map((p) => p.name);
+      assert.ok(names.includes('everything__simple-prompt'), names.join(' '));
+      assert.ok(names.every((n) => /^(everything|filesystem|python)__/.test(n)), names.join(' '));
+      const got = await client.getPrompt({name: 'everything__simple-prompt'}, request_options);
+      assert.ok(got.messages.length > 0);
+      await assert.rejects(client.getPrompt({name: 'nowhere__x'}, request_options),
+                           /names no server of the federated endpoint/);
+    } finally {
+      await client.close();
+    }
+  });
 
   test('progress from one server streams while another answers', {timeout: 60_000}, async () => {
     const {client} = await connect_client(at('/mcp'), {key});
@@ -216,6 +237,19 @@ describe('the federated endpoint in front of three servers', {skip: skip_without
         body: JSON.stringify({jsonrpc: '2.0', id: 9, method: 'tools/list'}),
       });
       assert.equal(response.status, 404);
+      // A 2026-07-28 request has no session: it is pointed to the server's own endpoint.
+      const stateless = await fetch(at('/mcp'), {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          Accept: 'application/json, text/event-stream',
+          Authorization: `Bearer ${key}`,
+          'MCP-Protocol-Version': '2026-07-28',
+        },
+        body: JSON.stringify({jsonrpc: '2.0', id: 10, method: 'tools/list'}),
+      });
+      assert.equal(stateless.status, 400);
+      assert.match((await stateless.json()).error.message, /\/mcp\/<server>/);
     } finally {
       await client.close();
     }

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   routed_call call;
   std::string error;
-  if (route_tool_call(text, servers, "__", call, error)) {
+  if (route_by_name(text, servers, "__", call, error)) {
     simdjson::dom::parser parser;
     simdjson::padded_string padded(call.body);
     std::string_view name;
@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   std::string out;
   std::string next;
-  if (append_prefixed_tools(text, "bb-1", "__", out, next)) {
+  if (append_prefixed(text, "tools", "bb-1", "__", out, next)) {
     std::string array = "[" + out + "]";
     simdjson::dom::parser parser;
     simdjson::padded_string padded(array);

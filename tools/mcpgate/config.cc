@@ -806,6 +806,7 @@ std::shared_ptr<const net::gateway_config> resolve_config(
     hub.path = s.federation.path;
     hub.federation = true;
     hub.forward_authorization = true;  // presented again to each server's route, never further
+    hub.max_idle = 16;  // each of the hub's connections is a thread there (at most 512)
     for (const net::route& r : c->routes)
       if (r.path == s.federation.path)
         throw std::invalid_argument("$.federation.path" + where + ": " + s.federation.path +

@@ -13,14 +13,14 @@ const std::vector<federated_server> servers = {{"everything", "/mcp/everything"}
 routed_call routed(std::string_view body) {
   routed_call out;
   std::string error;
-  EXPECT_TRUE(route_tool_call(body, servers, "__", out, error)) << error;
+  EXPECT_TRUE(route_by_name(body, servers, "__", out, error)) << error;
   return out;
 }
 
 std::string refused(std::string_view body) {
   routed_call out;
   std::string error;
-  EXPECT_FALSE(route_tool_call(body, servers, "__", out, error)) << body;
+  EXPECT_FALSE(route_by_name(body, servers, "__", out, error)) << body;
   return error;
 }
 
@@ -67,27 +67,38 @@ TEST(FederatedNames, NamesOfNoServerAreRefusedNamingTheTool) {
 TEST(FederatedNames, ListedToolsArePrefixedAndKeepTheirOtherMembers) {
   std::string out;
   std::string next;
-  ASSERT_TRUE(append_prefixed_tools(
+  ASSERT_TRUE(append_prefixed(
       R"j({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","description":"Echo it","inputSchema":{"type":"object"}},{"description":"no name"},{"name":"add"}],"nextCursor":"p2"}})j",
-      "everything", "__", out, next));
+      "tools", "everything", "__", out, next));
   EXPECT_EQ(
       out,
       R"j({"name":"everything__echo","description":"Echo it","inputSchema":{"type":"object"}},{"name":"everything__add"})j");
   EXPECT_EQ(next, "p2");
   // A second server's page is appended after a comma.
-  ASSERT_TRUE(append_prefixed_tools(R"j({"result":{"tools":[{"name":"run"}]}})j", "python", "__",
-                                    out, next));
+  ASSERT_TRUE(append_prefixed(R"j({"result":{"tools":[{"name":"run"}]}})j", "tools", "python", "__",
+                              out, next));
   EXPECT_TRUE(out.ends_with(R"j(},{"name":"python__run"})j"));
   EXPECT_EQ(next, "");
+}
+
+TEST(FederatedNames, PromptsArePrefixedAsToolsAre) {
+  std::string out;
+  std::string next;
+  ASSERT_TRUE(append_prefixed(
+      R"j({"result":{"prompts":[{"name":"simple","arguments":[]}],"tools":[{"name":"t"}]}})j",
+      "prompts", "everything", "__", out, next));
+  EXPECT_EQ(out, R"j({"name":"everything__simple","arguments":[]})j");
+  routed_call r = routed(R"j({"method":"prompts/get","params":{"name":"everything__simple"}})j");
+  EXPECT_EQ(r.body, R"j({"method":"prompts/get","params":{"name":"simple"}})j");
 }
 
 TEST(FederatedNames, AResponseWithoutAToolsListAddsNothing) {
   std::string out;
   std::string next;
-  EXPECT_FALSE(
-      append_prefixed_tools(R"j({"error":{"code":-32601,"message":"no"}})j", "x", "__", out, next));
-  EXPECT_FALSE(append_prefixed_tools(R"j({"result":{"tools":{}}})j", "x", "__", out, next));
-  EXPECT_FALSE(append_prefixed_tools("{", "x", "__", out, next));
+  EXPECT_FALSE(append_prefixed(R"j({"error":{"code":-32601,"message":"no"}})j", "tools", "x", "__",
+                               out, next));
+  EXPECT_FALSE(append_prefixed(R"j({"result":{"tools":{}}})j", "tools", "x", "__", out, next));
+  EXPECT_FALSE(append_prefixed("{", "tools", "x", "__", out, next));
   EXPECT_EQ(out, "");
 }
 
