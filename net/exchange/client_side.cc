@@ -311,6 +311,8 @@ void client_side::release(client_conn& c) {
   c.ex.fwd.clear();
   c.ex.fwd.shrink_to_fit();
   c.ex.config.reset();
+  c.ex.upstream = nullptr;  // it pointed into that configuration
+  c.ex.target = nullptr;
   conns_.release(c);
   ctx_.stats.connections_open.sub();
   if (ctx_.metrics) ctx_.metrics->connection_closed();

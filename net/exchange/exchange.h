@@ -121,7 +121,7 @@ struct exchange {
     s.session = session_id;
     if (upstream) {
       s.server = upstream->name;
-      s.server_id = static_cast<label_id>(upstream - config->upstreams.data());
+      s.server_id = upstream->index;
     }
     if (method == http_method::get) s.bodyless_method = "GET";
     if (method == http_method::delete_) s.bodyless_method = "DELETE";

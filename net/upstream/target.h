@@ -13,6 +13,7 @@ namespace mcpgate::net {
 
 struct upstream_target {
   std::string name;         // "default" for the single-upstream shorthand
+  uint16_t index = 0;       // its place among the configuration's upstreams (metrics)
   endpoint where;           // connect() here
   std::string host_header;  // Host a forwarded request carries
   std::string path;         // the request path at the upstream

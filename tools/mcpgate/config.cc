@@ -789,6 +789,7 @@ std::shared_ptr<const net::gateway_config> resolve_config(
     // The single upstream takes the grant's own policy; a named one its grants' policy for it.
     c->routes.push_back({path, static_cast<uint32_t>(c->upstreams.size()),
                          name == "default" ? std::string() : name});
+    up.index = static_cast<uint16_t>(c->upstreams.size());
     c->upstreams.push_back(std::move(up));
   };
   if (serves_default_upstream(s))
@@ -814,6 +815,7 @@ std::shared_ptr<const net::gateway_config> resolve_config(
                                     c->upstreams[r.upstream].name +
                                     "'s (give one of them another path)");
     c->routes.push_back({s.federation.path, static_cast<uint32_t>(c->upstreams.size()), {}, true});
+    hub.index = static_cast<uint16_t>(c->upstreams.size());
     c->upstreams.push_back(std::move(hub));
   }
   if (gate) c->gate = std::move(gate);
