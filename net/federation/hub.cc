@@ -33,10 +33,11 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-// What the hub tells a client it serves: tools and prompts from every server, and their
-// changes.
+// What the hub tells a client it serves: tools, prompts and resources from every server, and
+// their changes.
 constexpr std::string_view capabilities =
-    R"({"tools":{"listChanged":true},"prompts":{"listChanged":true}})";
+    R"({"tools":{"listChanged":true},"prompts":{"listChanged":true},)"
+    R"("resources":{"listChanged":true,"subscribe":true}})";
 constexpr std::string_view latest_revision = "2025-11-25";
 
 bool known_revision(std::string_view v) {
@@ -125,13 +126,16 @@ struct federation_hub::state {
 
   // Requests of the client's session.
   void handle_initialize(int fd, const request& req, dom::element message, std::string_view id);
+  // ',"capabilities":...,"serverInfo":...,"instructions":...' of initialize and server/discover.
+  void append_description(std::string& out) const;
   void handle_post(int fd, const request& req, std::shared_ptr<session> s, std::string_view body);
-  // tools/list or prompts/list (`list`: "tools", "prompts") of every server that answers.
-  void merged_list(int fd, const request& req, session& s, std::string_view list,
-                   std::string_view id);
-  // tools/call or prompts/get: to the server its name's prefix names.
-  void call_by_name(int fd, const request& req, const std::shared_ptr<session>& s,
-                    std::string_view body, std::string_view id);
+  // A list (`method`, whose result holds `list`) of every server that answers, merged.
+  void merged_list(int fd, const request& req, session& s, std::string_view method,
+                   std::string_view list, std::string_view id);
+  // tools/call, prompts/get (by name), resources/read and (un)subscribe (by URI): to the
+  // server the prefix names.
+  void call_routed(int fd, const request& req, const std::shared_ptr<session>& s,
+                   std::string_view body, std::string_view id, federated_key key);
   void forward_to(int fd, const request& req, const std::shared_ptr<session>& s, size_t server,
                   std::string_view body);
   void handle_get(int fd, const request& req, const std::shared_ptr<session>& s);
@@ -300,6 +304,16 @@ bool federation_hub::state::handle(int fd, const request& req) {
       handle_initialize(fd, req, message, id);
       return req.keep_alive;
     }
+    if (has_method && method == "server/discover") {
+      // The revisions it serves, so that a 2026-07-28 client knows to initialize.
+      std::string body = R"({"jsonrpc":"2.0","id":)";
+      body += id.empty() ? std::string_view("null") : std::string_view(id);
+      body += R"(,"result":{"supportedVersions":["2025-11-25","2025-06-18","2025-03-26"])";
+      append_description(body);
+      body += "}}";
+      answer(fd, 200, body, {});
+      return req.keep_alive;
+    }
     if (req.protocol_version == "2026-07-28") {
       // Stateless requests (no initialize, no session) are served by each server's own route.
       answer(fd, 400,
@@ -346,6 +360,16 @@ bool federation_hub::state::handle(int fd, const request& req) {
   return req.keep_alive;
 }
 
+void federation_hub::state::append_description(std::string& out) const {
+  out += R"(,"capabilities":)";
+  out += capabilities;
+  out +=
+      R"(,"serverInfo":{"name":"mcpgate","title":"mcpgate federated endpoint","version":"0.1.0"},)";
+  out += R"("instructions":"Tools and prompts of several MCP servers, each named <server>)";
+  out += config->separator;
+  out += R"(<name>; their resources as mcp-federated://<server>/<uri>.")";
+}
+
 void federation_hub::state::handle_initialize(int fd, const request& req, dom::element message,
                                               std::string_view id) {
   auto s = std::make_shared<session>();
@@ -386,13 +410,8 @@ void federation_hub::state::handle_initialize(int fd, const request& req, dom::e
   body += id.empty() ? std::string_view("null") : id;
   body += R"(,"result":{"protocolVersion":)";
   policy::append_json_string(body, s->protocol_version);
-  body += R"(,"capabilities":)";
-  body += capabilities;
-  body +=
-      R"(,"serverInfo":{"name":"mcpgate","title":"mcpgate federated endpoint","version":"0.1.0"},)";
-  body += R"("instructions":"Tools of several MCP servers, each named <server>)";
-  body += config->separator;
-  body += R"(<tool>."}})";
+  append_description(body);
+  body += "}}";
   answer(fd, 200, body, "Mcp-Session-Id: " + s->id + "\r\n");
 }
 
@@ -433,12 +452,23 @@ void federation_hub::state::handle_post(int fd, const request& req, std::shared_
     answer(fd, 200, R"({"jsonrpc":"2.0","id":)" + id + R"(,"result":{}})", {});
     return;
   }
-  if ((method == "tools/list" || method == "prompts/list") && has_id) {
-    merged_list(fd, req, *s, method == "tools/list" ? "tools" : "prompts", id);
+  std::string_view list = method == "tools/list"                 ? "tools"
+                          : method == "prompts/list"             ? "prompts"
+                          : method == "resources/list"           ? "resources"
+                          : method == "resources/templates/list" ? "resourceTemplates"
+                                                                 : "";
+  if (!list.empty() && has_id) {
+    merged_list(fd, req, *s, method, list, id);
     return;
   }
   if ((method == "tools/call" || method == "prompts/get") && has_id) {
-    call_by_name(fd, req, s, body, id);
+    call_routed(fd, req, s, body, id, federated_key::name);
+    return;
+  }
+  if ((method == "resources/read" || method == "resources/subscribe" ||
+       method == "resources/unsubscribe") &&
+      has_id) {
+    call_routed(fd, req, s, body, id, federated_key::uri);
     return;
   }
   if (!has_id) {
@@ -459,12 +489,12 @@ void federation_hub::state::handle_post(int fd, const request& req, std::shared_
     answer(fd, 202, {}, {});
     return;
   }
-  answer(
-      fd, 200,
-      jsonrpc_error_body(id, -32601,
-                         "Method not found: the federated endpoint serves tools and prompts; use " +
-                             std::string("/mcp/<server> for ") + std::string(method)),
-      {}, "invalid");
+  answer(fd, 200,
+         jsonrpc_error_body(
+             id, -32601,
+             "Method not found: the federated endpoint serves tools, prompts and resources; use " +
+                 std::string("/mcp/<server> for ") + std::string(method)),
+         {}, "invalid");
 }
 
 bool federation_hub::state::usable(size_t server) {
@@ -578,7 +608,8 @@ std::string federation_hub::state::server_token(const request& req, session& s, 
 }
 
 void federation_hub::state::merged_list(int fd, const request& req, session& s,
-                                        std::string_view list, std::string_view id) {
+                                        std::string_view method, std::string_view list,
+                                        std::string_view id) {
   std::string tools;
   for (size_t i = 0; i < config->servers.size(); ++i) {
     if (!usable(i)) continue;
@@ -599,8 +630,8 @@ void federation_hub::state::merged_list(int fd, const request& req, session& s,
       // Every page of the server's list (bounded: a server paging for ever is cut off).
       for (int page = 0; page < 100; ++page) {
         std::string body = R"({"jsonrpc":"2.0","id":"mcpgate-list","method":")";
-        body += list;
-        body += R"(/list")";
+        body += method;
+        body += '"';
         if (!cursor.empty()) {
           body += R"(,"params":{"cursor":)";
           policy::append_json_string(body, cursor);
@@ -653,12 +684,12 @@ void federation_hub::state::merged_list(int fd, const request& req, session& s,
   answer(fd, 200, body, {});
 }
 
-void federation_hub::state::call_by_name(int fd, const request& req,
-                                         const std::shared_ptr<session>& s, std::string_view body,
-                                         std::string_view id) {
+void federation_hub::state::call_routed(int fd, const request& req,
+                                        const std::shared_ptr<session>& s, std::string_view body,
+                                        std::string_view id, federated_key key) {
   routed_call routed;
   std::string error;
-  if (!route_by_name(body, config->servers, config->separator, routed, error)) {
+  if (!route_request(body, key, config->servers, config->separator, routed, error)) {
     answer(fd, 200, jsonrpc_error_body(id, -32602, error), {}, "invalid");
     return;
   }

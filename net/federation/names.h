@@ -1,9 +1,11 @@
 #pragma once
 
-// The federated endpoint's names: a server's tools listed as "<server><separator><tool>", and a
-// tools/call of such a name routed to its server with only the name's JSON token rewritten
-// (every other byte of the body as the client sent it). Pure functions of their input, which
-// is a client's (a call) or a server's (a list): tests/net/federation and a fuzz target read
+// The federated endpoint's names: a server's tools and prompts listed as
+// "<server><separator><name>", its resources as "mcp-federated://<server>/<uri>" (templates
+// alike), and a request naming one of them (tools/call, prompts/get, resources/read,
+// resources/subscribe) routed to its server with only that JSON string token rewritten, every
+// other byte of the body as the client sent it. Pure functions of their input, which is a
+// client's (a request) or a server's (a list): tests/net/federation and a fuzz target read
 // them with hostile bytes.
 
 #include <cstddef>
@@ -15,23 +17,31 @@
 
 namespace mcpgate::net {
 
+// The scheme and authority of a federated resource URI: "mcp-federated://<server>/<uri>".
+inline constexpr std::string_view federated_uri_prefix = "mcp-federated://";
+
+// Which member of params names the target, and how the server's prefix sits on it.
+enum class federated_key { name, uri };
+
 struct routed_call {
   size_t server = 0;  // index into the servers
-  std::string tool;   // the server's own name, unescaped
-  std::string body;   // the request with params.name rewritten to `tool`
+  std::string tool;   // the server's own name or URI, unescaped
+  std::string body;   // the request with params.<name|uri> rewritten to `tool`
 };
 
-// A request naming a tool or a prompt in params.name (tools/call, prompts/get). False, with
-// `error` for the client (a JSON-RPC -32602 message), when params.name is missing, not a
-// string, or names no server (unknown prefix, no separator, an empty name after it).
-bool route_by_name(std::string_view body, std::span<const federated_server> servers,
-                   std::string_view separator, routed_call& out, std::string& error);
+// False, with `error` for the client (a JSON-RPC -32602 or -32700 message), when the body is
+// not one JSON document, params.<key> is missing or not a string, or names no server (an
+// unknown prefix, none, or nothing after it).
+bool route_request(std::string_view body, federated_key key,
+                   std::span<const federated_server> servers, std::string_view separator,
+                   routed_call& out, std::string& error);
 
-// Appends the entries of one server's list response `message` (`list`: "tools" or "prompts")
-// to `out` as JSON objects, comma-separated (a comma first when `out` is not empty), each named
-// "<server><separator><name>" with its other members as the server wrote them (minified);
-// entries without a string name are left out. `next_cursor` gets result.nextCursor (empty at
-// the last page). False when the message is not a result holding that array.
+// Appends the entries of one server's list response `message` (`list`: "tools", "prompts",
+// "resources", "resourceTemplates") to `out` as JSON objects, comma-separated (a comma first
+// when `out` is not empty), the naming member ("name"; "uri", "uriTemplate") prefixed for
+// `server` and every other member as the server wrote it (minified); entries without that
+// string member are left out. `next_cursor` gets result.nextCursor (empty at the last page).
+// False when the message is not a result holding that array.
 bool append_prefixed(std::string_view message, std::string_view list, std::string_view server,
                      std::string_view separator, std::string& out, std::string& next_cursor);
 

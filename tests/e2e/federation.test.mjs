@@ -172,6 +172,40 @@ describe('the federated endpoint in front of three servers', {skip: skip_without
     }
   });
 
+  test('resources are listed under mcp-federated://<server>/ and read from their server',
+       {timeout: 30_000}, async () => {
+         const {client} = await connect_client(at('/mcp'), {key});
+         try {
+           const {resources} = await client.listResources(undefined, request_options);
+           assert.ok(resources.length > 0);
+           assert.ok(resources.every((r) => r.uri.startsWith('mcp-federated://everything/')),
+                     resources.map((r) => r.uri).join(' '));
+           const first = resources[0];
+           const read = await client.readResource({uri: first.uri}, request_options);
+           assert.equal(read.contents[0].uri, first.uri.slice('mcp-federated://everything/'.length),
+                        'the contents carry the server\'s own URI');
+           const {resourceTemplates} = await client.listResourceTemplates(undefined, request_options);
+           assert.ok(resourceTemplates.every((t) => t.uriTemplate.startsWith('mcp-federated://')));
+           await assert.rejects(client.readResource({uri: 'demo://nowhere'}, request_options),
+                                /names no server of the federated endpoint/);
+         } finally {
+           await client.close();
+         }
+       });
+
+  test('server/discover names the revisions the endpoint serves', async () => {
+    const response = await fetch(at('/mcp'), {
+      method: 'POST',
+      headers: {'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
+                Authorization: `Bearer ${key}`},
+      body: JSON.stringify({jsonrpc: '2.0', id: 'd', method: 'server/discover', params: {}}),
+    });
+    assert.equal(response.status, 200);
+    const {result} = await response.json();
+    assert.deepEqual(result.supportedVersions, ['2025-11-25', '2025-06-18', '2025-03-26']);
+    assert.equal(result.capabilities.tools.listChanged, true);
+  });
+
   test('progress from one server streams while another answers', {timeout: 60_000}, async () => {
     const {client} = await connect_client(at('/mcp'), {key});
     try {

@@ -19,16 +19,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   static const std::vector<federated_server> servers = {{"a", "/mcp/a"}, {"bb-1", "/mcp/bb-1"}};
 
-  routed_call call;
-  std::string error;
-  if (route_by_name(text, servers, "__", call, error)) {
-    simdjson::dom::parser parser;
-    simdjson::padded_string padded(call.body);
-    std::string_view name;
-    if (parser.parse(padded)["params"]["name"].get(name) != simdjson::SUCCESS) std::abort();
-    if (name != call.tool || call.tool.empty()) std::abort();
-  } else if (error.empty()) {
-    std::abort();
+  for (federated_key key : {federated_key::name, federated_key::uri}) {
+    routed_call call;
+    std::string error;
+    if (route_request(text, key, servers, "__", call, error)) {
+      simdjson::dom::parser parser;
+      simdjson::padded_string padded(call.body);
+      std::string_view value;
+      const char* member = key == federated_key::name ? "name" : "uri";
+      if (parser.parse(padded)["params"][member].get(value) != simdjson::SUCCESS) std::abort();
+      if (value != call.tool || call.tool.empty()) std::abort();
+    } else if (error.empty()) {
+      std::abort();
+    }
   }
 
   std::string out;
@@ -42,6 +45,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (simdjson::dom::element tool : tools) {
       std::string_view name;
       if (tool["name"].get(name) != simdjson::SUCCESS || !name.starts_with("bb-1__")) std::abort();
+    }
+  }
+  out.clear();
+  if (append_prefixed(text, "resources", "bb-1", "__", out, next)) {
+    std::string array = "[" + out + "]";
+    simdjson::dom::parser parser;
+    simdjson::padded_string padded(array);
+    simdjson::dom::array resources;
+    if (parser.parse(padded).get(resources) != simdjson::SUCCESS) std::abort();
+    for (simdjson::dom::element resource : resources) {
+      std::string_view uri;
+      if (resource["uri"].get(uri) != simdjson::SUCCESS ||
+          !uri.starts_with("mcp-federated://bb-1/"))
+        std::abort();
     }
   }
   return 0;

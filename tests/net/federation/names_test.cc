@@ -13,14 +13,14 @@ const std::vector<federated_server> servers = {{"everything", "/mcp/everything"}
 routed_call routed(std::string_view body) {
   routed_call out;
   std::string error;
-  EXPECT_TRUE(route_by_name(body, servers, "__", out, error)) << error;
+  EXPECT_TRUE(route_request(body, federated_key::name, servers, "__", out, error)) << error;
   return out;
 }
 
 std::string refused(std::string_view body) {
   routed_call out;
   std::string error;
-  EXPECT_FALSE(route_by_name(body, servers, "__", out, error)) << body;
+  EXPECT_FALSE(route_request(body, federated_key::name, servers, "__", out, error)) << body;
   return error;
 }
 
@@ -90,6 +90,36 @@ TEST(FederatedNames, PromptsArePrefixedAsToolsAre) {
   EXPECT_EQ(out, R"j({"name":"everything__simple","arguments":[]})j");
   routed_call r = routed(R"j({"method":"prompts/get","params":{"name":"everything__simple"}})j");
   EXPECT_EQ(r.body, R"j({"method":"prompts/get","params":{"name":"simple"}})j");
+}
+
+TEST(FederatedNames, ResourcesAndTemplatesTakeAUriPrefixThatReadsBack) {
+  std::string out;
+  std::string next;
+  ASSERT_TRUE(append_prefixed(
+      R"j({"result":{"resources":[{"uri":"demo://resource/1","name":"one"},{"name":"no uri"}]}})j",
+      "resources", "everything", "__", out, next));
+  EXPECT_EQ(out, R"j({"uri":"mcp-federated://everything/demo://resource/1","name":"one"})j");
+  out.clear();
+  ASSERT_TRUE(append_prefixed(
+      R"j({"result":{"resourceTemplates":[{"uriTemplate":"demo://r/{id}","name":"t"}]}})j",
+      "resourceTemplates", "python", "__", out, next));
+  EXPECT_EQ(out, R"j({"uriTemplate":"mcp-federated://python/demo://r/{id}","name":"t"})j");
+
+  routed_call r;
+  std::string error;
+  ASSERT_TRUE(route_request(
+      R"j({"method":"resources/read","params":{"uri":"mcp-federated://python/demo://r/7"}})j",
+      federated_key::uri, servers, "__", r, error))
+      << error;
+  EXPECT_EQ(r.server, 1u);
+  EXPECT_EQ(r.body, R"j({"method":"resources/read","params":{"uri":"demo://r/7"}})j");
+  for (std::string_view bad :
+       {R"j({"params":{"uri":"demo://r/7"}})j", R"j({"params":{"uri":"mcp-federated://python"}})j",
+        R"j({"params":{"uri":"mcp-federated://python/"}})j",
+        R"j({"params":{"uri":"mcp-federated://files/x"}})j"}) {
+    EXPECT_FALSE(route_request(bad, federated_key::uri, servers, "__", r, error)) << bad;
+    EXPECT_NE(error.find("names no server"), std::string::npos) << error;
+  }
 }
 
 TEST(FederatedNames, AResponseWithoutAToolsListAddsNothing) {
