@@ -39,6 +39,8 @@ constexpr std::string_view capabilities =
     R"({"tools":{"listChanged":true},"prompts":{"listChanged":true},)"
     R"("resources":{"listChanged":true,"subscribe":true}})";
 constexpr std::string_view latest_revision = "2025-11-25";
+// GET streams one session may hold at once (a client needs one; reconnects overlap briefly).
+constexpr size_t max_streams_per_session = 4;
 
 bool known_revision(std::string_view v) {
   return v == "2025-03-26" || v == "2025-06-18" || v == "2025-11-25" || v == "2026-07-28";
@@ -485,6 +487,20 @@ void federation_hub::state::handle_post(int fd, const request& req, std::shared_
         forward_to(fd, req, s, *server, body);
         return;
       }
+    } else if (method != "notifications/initialized") {
+      // Every other notification of the client's (roots/list_changed, ...) concerns every
+      // server it has a session with.
+      for (size_t i = 0; i < config->servers.size(); ++i) {
+        std::string token;
+        {
+          std::lock_guard lock(mu);
+          token = s->servers[i].token;
+        }
+        server_reply reply;
+        std::string error;
+        if (!token.empty() && usable(i) && call_server(req, i, token, "POST", body, reply, error))
+          reply.close();
+      }
     }
     answer(fd, 202, {}, {});
     return;
@@ -777,22 +793,33 @@ void federation_hub::state::handle_get(int fd, const request& req,
                                        const std::shared_ptr<session>& s) {
   auto stream = std::make_shared<client_stream>();
   stream->fd = fd;
+  {
+    std::lock_guard lock(mu);
+    if (s->streams.size() < max_streams_per_session)
+      s->streams.push_back(stream);
+    else
+      stream->broken = true;
+  }
+  if (stream->broken) {
+    answer(fd, 409,
+           jsonrpc_error_body({}, -32000,
+                              "Conflict: this session holds its maximum of " +
+                                  std::to_string(max_streams_per_session) +
+                                  " GET streams on the federated endpoint"),
+           {}, "invalid");
+    return;
+  }
   std::string head;
   append_status_line(head, 200);
   append_header(head, "Content-Type", "text/event-stream");
   append_header(head, "Cache-Control", "no-cache");
   append_header(head, "Transfer-Encoding", "chunked");
   head += "\r\n";
-  if (!send_all(fd, head)) return;
-  {
+  if (!send_all(fd, head)) {
     std::lock_guard lock(mu);
-    if (s->streams.size() >= 4) {
-      stream->broken = true;
-    } else {
-      s->streams.push_back(stream);
-    }
+    std::erase(s->streams, stream);
+    return;
   }
-  if (stream->broken) return;
   // Every server's own GET stream, merged into this one.
   std::vector<std::thread> readers;
   std::vector<int> server_fds;

@@ -142,7 +142,8 @@ describe('pinned tools', {skip: skip_without_gateway}, () => {
          assert.equal(JSON.parse(await readFile(pins, 'utf8'))
                           .servers.default.tools.fetch_page.definition.description,
                       rug_pull);
-         assert.equal((await run_cli(['pins', 'diff', pins, ...command])).code, 0);
+         const rediffed = await run_cli(['pins', 'diff', pins, ...command]);
+         assert.equal(rediffed.code, 0, `${rediffed.stdout}\n${rediffed.stderr}`);
          assert.equal(change.seen_sha256,
                       JSON.parse(await readFile(pins, 'utf8')).servers.default.tools.fetch_page.sha256,
                       'the audit line named the hash of the definition now accepted');
