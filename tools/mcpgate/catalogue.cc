@@ -95,17 +95,7 @@ int catalogue_config(const std::string& config_file, bool json, const std::strin
   } catch (const std::exception& e) {
     return fail(e.what());
   }
-  struct named {
-    std::string name;
-    std::string url;
-    std::shared_ptr<net::stdio_upstream_config> stdio;
-  };
-  std::vector<named> servers;
-  if (serves_default_upstream(settings))
-    servers.push_back(
-        {"default", settings.stdio ? std::string() : settings.upstream, settings.stdio});
-  for (const upstream_spec& spec : settings.upstreams)
-    servers.push_back({spec.name, spec.url, spec.stdio});
+  std::vector<served_upstream> servers = served_upstreams(settings);
   if (!policy_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(policy_dir, ec);
@@ -114,12 +104,10 @@ int catalogue_config(const std::string& config_file, bool json, const std::strin
   std::string out = json ? "{\"servers\":{" : "";
   int status = 0;
   bool first = true;
-  for (const named& s : servers) {
-    core::spawn_options spawn;
-    if (s.stdio) spawn = s.stdio->command;
+  for (const served_upstream& s : servers) {
     classified c;
     try {
-      c = classify_server(s.stdio ? std::string() : s.url, spawn, timeout_ms, headers);
+      c = classify_server(s.url, s.command, timeout_ms, headers);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "mcpgate catalogue: server '%s': %s\n", s.name.c_str(), e.what());
       status = 1;

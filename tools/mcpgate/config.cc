@@ -742,6 +742,20 @@ bool serves_default_upstream(const gateway_settings& s) {
   return s.upstream_given || s.upstreams.empty();
 }
 
+std::vector<served_upstream> served_upstreams(const gateway_settings& s) {
+  std::vector<served_upstream> out;
+  auto add = [&](const std::string& name, const std::string& url,
+                 const net::stdio_upstream_config* stdio, const std::optional<pins_setting>& pins) {
+    served_upstream u{name, stdio ? std::string() : url, {}, pins ? &*pins : nullptr};
+    if (stdio) u.command = stdio->command;
+    out.push_back(std::move(u));
+  };
+  if (serves_default_upstream(s)) add("default", s.upstream, s.stdio.get(), s.default_pins);
+  for (const upstream_spec& spec : s.upstreams)
+    add(spec.name, spec.url, spec.stdio.get(), spec.pins);
+  return out;
+}
+
 std::vector<const upstream_spec*> federated_servers(const gateway_settings& s) {
   std::vector<const upstream_spec*> out;
   if (!s.federation.enabled) return out;

@@ -124,6 +124,16 @@ std::string describe_command(const std::vector<std::string>& argv);
 // Flags override the config file.
 void apply_command_line(const command_line_overrides& cl, gateway_settings& into);
 
+// Every upstream the settings serve, in order: the single one ("default", when served) and then
+// the named ones, each with how to reach it directly (a URL, or the stdio command) and its pins.
+struct served_upstream {
+  std::string name;
+  std::string url;              // empty for stdio
+  core::spawn_options command;  // argv empty for HTTP
+  const pins_setting* pins;     // null: not pinned
+};
+std::vector<served_upstream> served_upstreams(const gateway_settings& s);
+
 // The servers the federated endpoint serves ("servers", in file order); empty when it is off.
 std::vector<const upstream_spec*> federated_servers(const gateway_settings& s);
 // The name the federated endpoint's hub has among the upstreams (and in bridges, its socket).

@@ -141,42 +141,12 @@ std::string diff_pins(const policy::pins_file::server& pinned, const policy::pin
 // ---------------------------------------------------------------------------------------------
 // At load
 
-namespace {
-
-struct pinned_upstream {
-  std::string server;  // the route's server ("" for the single upstream)
-  std::string label;   // its name in the pins file
-  const pins_setting* pins;
-  std::string url;  // empty for stdio
-  core::spawn_options command;
-};
-
-std::vector<pinned_upstream> pinned_upstreams(const gateway_settings& s) {
-  std::vector<pinned_upstream> out;
-  if (s.default_pins && serves_default_upstream(s)) {
-    pinned_upstream p{"", "default", &*s.default_pins, {}, {}};
-    if (s.stdio)
-      p.command = s.stdio->command;
-    else
-      p.url = s.upstream;
-    out.push_back(std::move(p));
-  }
-  for (const upstream_spec& spec : s.upstreams) {
-    if (!spec.pins) continue;
-    pinned_upstream p{spec.name, spec.name, &*spec.pins, spec.url, {}};
-    if (spec.stdio) p.command = spec.stdio->command;
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-}  // namespace
-
 std::vector<std::shared_ptr<const policy::server_pins>> load_pins(const gateway_settings& s,
                                                                   policy::pin_counts_store& counts,
                                                                   bool take_missing) {
   std::vector<std::shared_ptr<const policy::server_pins>> out;
-  for (const pinned_upstream& up : pinned_upstreams(s)) {
+  for (const served_upstream& up : served_upstreams(s)) {
+    if (!up.pins) continue;
     const pins_setting& p = *up.pins;
     std::string where = s.config_file.empty() ? std::string("config") : s.config_file;
     where += ": " + p.key;
@@ -189,21 +159,21 @@ std::vector<std::shared_ptr<const policy::server_pins>> load_pins(const gateway_
                                  " (write it with `mcpgate catalogue --pin " + p.file +
                                  "`, or use \"tofu:" + p.file + "\")");
       if (exists) file = policy::load_pins_file(p.file);
-      if (!file.servers.count(up.label)) {
+      if (!file.servers.count(up.name)) {
         if (!p.tofu)
-          throw std::runtime_error(p.file + ": $.servers: no pins for server \"" + up.label +
+          throw std::runtime_error(p.file + ": $.servers: no pins for server \"" + up.name +
                                    "\" (add them with `mcpgate pins accept " + p.file +
-                                   " --server " + up.label + " ...`)");
+                                   " --server " + up.name + " ...`)");
         if (take_missing) {
           // Trust on first use: what the server lists now is what later lists must match.
           server_tools listed = fetch_tools(up.url, up.command, 30'000);
-          file.servers[up.label] = pins_of(listed);
+          file.servers[up.name] = pins_of(listed);
           if (auto error = write_file_atomically(p.file, policy::format_pins_file(file), "pins"))
             throw std::runtime_error(*error);
           core::logf(core::log_level::info,
                      "mcpgate: pins: took %zu tool definitions of server '%s' from %s into %s "
                      "(trust on first use)",
-                     file.servers[up.label].tools.size(), up.label.c_str(), listed.source.c_str(),
+                     file.servers[up.name].tools.size(), up.name.c_str(), listed.source.c_str(),
                      p.file.c_str());
         }
       }
@@ -211,8 +181,8 @@ std::vector<std::shared_ptr<const policy::server_pins>> load_pins(const gateway_
       throw std::runtime_error(where + ": " + e.what());
     }
     out.push_back(std::make_shared<const policy::server_pins>(
-        up.server, up.label, p.file, std::move(file.servers[up.label]), p.on_change, p.unpinned,
-        counts.for_server(up.label)));
+        up.name == "default" ? std::string() : up.name, up.name, p.file,
+        std::move(file.servers[up.name]), p.on_change, p.unpinned, counts.for_server(up.name)));
   }
   return out;
 }
