@@ -130,7 +130,9 @@ struct federation_hub::state {
   void handle_initialize(int fd, const request& req, dom::element message, std::string_view id);
   // ',"capabilities":...,"serverInfo":...,"instructions":...' of initialize and server/discover.
   void append_description(std::string& out) const;
-  void handle_post(int fd, const request& req, std::shared_ptr<session> s, std::string_view body);
+  // A message of an open session, as handle() parsed it (`id`: its raw id, empty for none).
+  void handle_post(int fd, const request& req, std::shared_ptr<session> s, dom::element message,
+                   std::string_view id);
   // A list (`method`, whose result holds `list`) of every server that answers, merged.
   void merged_list(int fd, const request& req, session& s, std::string_view method,
                    std::string_view list, std::string_view id);
@@ -138,8 +140,10 @@ struct federation_hub::state {
   // server the prefix names.
   void call_routed(int fd, const request& req, const std::shared_ptr<session>& s,
                    std::string_view body, std::string_view id, federated_key key);
+  // `body` to the server's route, the reply relayed; `id` (raw) names the request in a
+  // refusal the hub makes itself.
   void forward_to(int fd, const request& req, const std::shared_ptr<session>& s, size_t server,
-                  std::string_view body);
+                  std::string_view body, std::string_view id);
   void handle_get(int fd, const request& req, const std::shared_ptr<session>& s);
   void handle_delete(int fd, const request& req, const std::shared_ptr<session>& s);
 
@@ -337,7 +341,7 @@ bool federation_hub::state::handle(int fd, const request& req) {
       answer(fd, 404, jsonrpc_error_body(id, -32001, "Session not found"), {}, "invalid");
       return req.keep_alive;
     }
-    handle_post(fd, req, s, req.body);
+    handle_post(fd, req, s, message, id);
     return req.keep_alive;
   }
   if (req.method == "GET" || req.method == "DELETE") {
@@ -418,16 +422,11 @@ void federation_hub::state::handle_initialize(int fd, const request& req, dom::e
 }
 
 void federation_hub::state::handle_post(int fd, const request& req, std::shared_ptr<session> s,
-                                        std::string_view body) {
-  simdjson::padded_string padded(body);
-  dom::parser parser;
-  dom::element message = parser.parse(padded).value_unsafe();  // parsed once already
+                                        dom::element message, std::string_view id) {
+  std::string_view body = req.body;
   std::string_view method;
   bool has_method = message["method"].get(method) == simdjson::SUCCESS;
-  dom::element id_element;
-  std::string id;
-  bool has_id = message["id"].get(id_element) == simdjson::SUCCESS;
-  if (has_id) id = raw_of(id_element);
+  bool has_id = !id.empty();
 
   if (!has_method) {
     // The client answers a server's request: to the server that asked.
@@ -442,16 +441,17 @@ void federation_hub::state::handle_post(int fd, const request& req, std::shared_
     }
     if (!server) {
       answer(fd, 400,
-             jsonrpc_error_body({}, -32600,
-                                "Invalid Request: no server of this session asked for id " + id),
+             jsonrpc_error_body(
+                 {}, -32600,
+                 "Invalid Request: no server of this session asked for id " + std::string(id)),
              {}, "invalid");
       return;
     }
-    forward_to(fd, req, s, *server, body);
+    forward_to(fd, req, s, *server, body, id);
     return;
   }
   if (method == "ping" && has_id) {
-    answer(fd, 200, R"({"jsonrpc":"2.0","id":)" + id + R"(,"result":{}})", {});
+    answer(fd, 200, R"({"jsonrpc":"2.0","id":)" + std::string(id) + R"(,"result":{}})", {});
     return;
   }
   std::string_view list = method == "tools/list"                 ? "tools"
@@ -484,7 +484,7 @@ void federation_hub::state::handle_post(int fd, const request& req, std::shared_
         if (it != s->in_flight.end()) server = it->second;
       }
       if (server) {
-        forward_to(fd, req, s, *server, body);
+        forward_to(fd, req, s, *server, body, id);
         return;
       }
     } else if (method != "notifications/initialized") {
@@ -713,22 +713,15 @@ void federation_hub::state::call_routed(int fd, const request& req,
     std::lock_guard lock(mu);
     s->in_flight[std::string(id)] = routed.server;
   }
-  forward_to(fd, req, s, routed.server, routed.body);
+  forward_to(fd, req, s, routed.server, routed.body, id);
   std::lock_guard lock(mu);
   s->in_flight.erase(std::string(id));
 }
 
 void federation_hub::state::forward_to(int fd, const request& req,
                                        const std::shared_ptr<session>& s, size_t server,
-                                       std::string_view body) {
+                                       std::string_view body, std::string_view id) {
   const std::string& name = config->servers[server].name;
-  std::string id;
-  {
-    simdjson::padded_string padded(body);
-    dom::parser parser;
-    dom::element e;
-    if (parser.parse(padded)["id"].get(e) == simdjson::SUCCESS) id = raw_of(e);
-  }
   auto unavailable = [&](const std::string& why) {
     answer(
         fd, 200,
