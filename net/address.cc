@@ -239,6 +239,20 @@ uint16_t bound_port(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in6&>(ss).sin6_port);
 }
 
+endpoint self_address(endpoint listen, uint16_t port) {
+  listen.port = port;
+  if (listen.addr.ss_family == AF_INET) {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&listen.addr);
+    in4->sin_port = htons(port);
+    if (in4->sin_addr.s_addr == htonl(INADDR_ANY)) in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  } else if (listen.addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&listen.addr);
+    in6->sin6_port = htons(port);
+    if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) in6->sin6_addr = in6addr_loopback;
+  }
+  return listen;
+}
+
 internal_socket bind_internal_socket(const std::string& what, bool nonblocking) {
   internal_socket b;
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);

@@ -42,6 +42,9 @@ http_url parse_http_url(const std::string& text, const std::string& what);
 std::vector<int> listen_group(endpoint at, unsigned count, int backlog);
 // 127.0.0.0/8 or ::1.
 bool is_loopback(const endpoint& at);
+// Where this process connects to reach its own listener bound at `listen` with `port`: the
+// same address, or loopback when it is the wildcard (0.0.0.0, ::).
+endpoint self_address(endpoint listen, uint16_t port);
 
 // A listening Unix socket in the abstract namespace (nothing on disk to clean up), named
 // "mcpgate-<what>-<pid>-<random>", for a thread of the gateway's own that the shards reach as

@@ -246,18 +246,7 @@ int run(const tools::gateway_settings& settings) {
     hub_config->max_sessions_per_identity = settings.federation.max_sessions_per_identity;
     hub_config->session_idle_timeout_ms = settings.federation.session_idle_timeout_ms;
     hub_config->request_timeout_ms = settings.upstream_defaults.response_timeout_ms;
-    net::endpoint self = wire->listen;
-    self.port = port;
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&self.addr);
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&self.addr);
-    if (self.addr.ss_family == AF_INET) {
-      in4->sin_port = htons(port);
-      if (in4->sin_addr.s_addr == htonl(INADDR_ANY)) in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    } else {
-      in6->sin6_port = htons(port);
-      if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) in6->sin6_addr = in6addr_loopback;
-    }
-    hub_config->gateway = self;
+    hub_config->gateway = net::self_address(wire->listen, port);
     std::string host = wire->listen.host;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
     hub_config->host_header = wire->allowed_hosts.empty() ? host + ":" + std::to_string(port)
