@@ -94,6 +94,17 @@ describe('the federated endpoint in front of three servers', {skip: skip_without
   });
 
   const at = (p) => new URL(p, gateway.url).href;
+  // A raw POST of `message` to /mcp as the holder of `bearer`, with `headers` besides.
+  const post_mcp = (bearer, headers, message) => fetch(at('/mcp'), {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      Accept: 'application/json, text/event-stream',
+      Authorization: `Bearer ${bearer}`,
+      ...headers,
+    },
+    body: JSON.stringify(message),
+  });
 
   test('lists every server\'s tools prefixed, and calls one tool of each', {timeout: 90_000},
        async () => {
@@ -194,12 +205,8 @@ describe('the federated endpoint in front of three servers', {skip: skip_without
        });
 
   test('server/discover names the revisions the endpoint serves', async () => {
-    const response = await fetch(at('/mcp'), {
-      method: 'POST',
-      headers: {'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
-                Authorization: `Bearer ${key}`},
-      body: JSON.stringify({jsonrpc: '2.0', id: 'd', method: 'server/discover', params: {}}),
-    });
+    const response =
+        await post_mcp(key, {}, {jsonrpc: '2.0', id: 'd', method: 'server/discover', params: {}});
     assert.equal(response.status, 200);
     const {result} = await response.json();
     assert.deepEqual(result.supportedVersions, ['2025-11-25', '2025-06-18', '2025-03-26']);
@@ -259,29 +266,13 @@ describe('the federated endpoint in front of three servers', {skip: skip_without
   test('a session on /mcp is its identity\'s alone', {timeout: 30_000}, async () => {
     const {client, transport} = await connect_client(at('/mcp'), {key});
     try {
-      const response = await fetch(at('/mcp'), {
-        method: 'POST',
-        headers: {
-          'Content-Type': 'application/json',
-          Accept: 'application/json, text/event-stream',
-          Authorization: `Bearer ${other_key}`,
-          'Mcp-Session-Id': transport.sessionId,
-          'MCP-Protocol-Version': '2025-06-18',
-        },
-        body: JSON.stringify({jsonrpc: '2.0', id: 9, method: 'tools/list'}),
-      });
+      const response = await post_mcp(
+          other_key, {'Mcp-Session-Id': transport.sessionId, 'MCP-Protocol-Version': '2025-06-18'},
+          {jsonrpc: '2.0', id: 9, method: 'tools/list'});
       assert.equal(response.status, 404);
       // A 2026-07-28 request has no session: it is pointed to the server's own endpoint.
-      const stateless = await fetch(at('/mcp'), {
-        method: 'POST',
-        headers: {
-          'Content-Type': 'application/json',
-          Accept: 'application/json, text/event-stream',
-          Authorization: `Bearer ${key}`,
-          'MCP-Protocol-Version': '2026-07-28',
-        },
-        body: JSON.stringify({jsonrpc: '2.0', id: 10, method: 'tools/list'}),
-      });
+      const stateless = await post_mcp(key, {'MCP-Protocol-Version': '2026-07-28'},
+                                       {jsonrpc: '2.0', id: 10, method: 'tools/list'});
       assert.equal(stateless.status, 400);
       assert.match((await stateless.json()).error.message, /\/mcp\/<server>/);
     } finally {

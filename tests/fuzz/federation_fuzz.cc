@@ -1,7 +1,7 @@
-// The federated endpoint's names on arbitrary bytes: a tools/call routed to a server must come
-// out as the same document with only params.name changed (it parses, and names the server's
-// own tool), and a server's tools/list rewritten with prefixes must be a JSON array of objects
-// whose names all carry the prefix.
+// The federated endpoint's names on arbitrary bytes: a request routed to a server by its name
+// or URI must come out as a document that parses and names the server's own tool, prompt or
+// resource, and a server's list rewritten with prefixes must be a JSON array of objects whose
+// names (or URIs, or URI templates) all carry the prefix.
 
 #include <simdjson.h>
 
@@ -34,30 +34,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  std::string out;
-  std::string next;
-  if (append_prefixed(text, "tools", "bb-1", "__", out, next)) {
+  // Each kind of list: the array it reads, the member it prefixes, and the prefix.
+  struct kind {
+    const char* list;
+    const char* member;
+    std::string_view prefix;
+  };
+  for (kind k : {kind{"tools", "name", "bb-1__"}, kind{"prompts", "name", "bb-1__"},
+                 kind{"resources", "uri", "mcp-federated://bb-1/"},
+                 kind{"resourceTemplates", "uriTemplate", "mcp-federated://bb-1/"}}) {
+    std::string out;
+    std::string next;
+    if (!append_prefixed(text, k.list, "bb-1", "__", out, next)) continue;
     std::string array = "[" + out + "]";
     simdjson::dom::parser parser;
     simdjson::padded_string padded(array);
-    simdjson::dom::array tools;
-    if (parser.parse(padded).get(tools) != simdjson::SUCCESS) std::abort();
-    for (simdjson::dom::element tool : tools) {
-      std::string_view name;
-      if (tool["name"].get(name) != simdjson::SUCCESS || !name.starts_with("bb-1__")) std::abort();
-    }
-  }
-  out.clear();
-  if (append_prefixed(text, "resources", "bb-1", "__", out, next)) {
-    std::string array = "[" + out + "]";
-    simdjson::dom::parser parser;
-    simdjson::padded_string padded(array);
-    simdjson::dom::array resources;
-    if (parser.parse(padded).get(resources) != simdjson::SUCCESS) std::abort();
-    for (simdjson::dom::element resource : resources) {
-      std::string_view uri;
-      if (resource["uri"].get(uri) != simdjson::SUCCESS ||
-          !uri.starts_with("mcp-federated://bb-1/"))
+    simdjson::dom::array entries;
+    if (parser.parse(padded).get(entries) != simdjson::SUCCESS) std::abort();
+    for (simdjson::dom::element entry : entries) {
+      std::string_view named;
+      if (entry[k.member].get(named) != simdjson::SUCCESS || !named.starts_with(k.prefix))
         std::abort();
     }
   }
