@@ -121,11 +121,13 @@ describe('two upstreams, one HTTP and one stdio, on two paths', {skip: skip_with
   });
 
   test('every audit line names the upstream it was for', {timeout: 30_000}, async () => {
-    // By now /files denied write_file, /python rate-limited a run, and /nothing was a 404.
+    // By now /files denied write_file, /python allowed one and rate-limited a run, and /nothing
+    // was a 404. Audit lines are written off the request path, so wait for all of them.
     const lines = await poll(async () => {
       const all = await audit_lines(audit);
       return all.some((l) => l.decision === 'rate_limited') &&
                      all.some((l) => l.tool === 'write_file' && l.decision === 'denied') &&
+                     all.some((l) => l.tool === 'write_file' && l.decision === 'allowed') &&
                      all.some((l) => l.rule === 'path')
                  ? all
                  : null;
