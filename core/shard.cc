@@ -79,7 +79,7 @@ void reactor::run(shard_handler& handler) {
 
 shard_group::shard_group(unsigned shards, unsigned ring_entries, int64_t tick_ns)
     : ring_entries_(ring_entries), tick_ns_(tick_ns) {
-  for (unsigned i = 0; i < shards; ++i) inboxes_.push_back(std::make_unique<mailbox>(shards + 1));
+  for (unsigned i = 0; i < shards; ++i) inboxes_.push_back(std::make_unique<mailbox>(shards + 2));
 }
 
 shard_group::~shard_group() {

@@ -69,7 +69,8 @@ class reactor {
 };
 
 // The shards of the process: one thread and one reactor each. The control thread (main) is
-// producer number `shards` in every inbox.
+// producer number `shards` in every inbox; producer `shards + 1` is free for one other thread
+// of the owner's (the approvals registry: net/approval/registry.h).
 class shard_group {
  public:
   using handler_factory = std::function<std::unique_ptr<shard_handler>(unsigned shard)>;

@@ -191,6 +191,9 @@ class access_config_builder {
       for (size_t i = 0; i < rules.deny_if.size(); ++i) {
         tool.deny_names.push_back("tools." + name + ".deny_if[" + std::to_string(i) + "]");
       }
+      for (size_t i = 0; i < rules.approve_if.size(); ++i) {
+        tool.approve_names.push_back("tools." + name + ".approve_if[" + std::to_string(i) + "]");
+      }
       add_limits(grant, tool, doc.all_tools_limits);
       add_limits(grant, tool, rules.limits);
       grant.tools.emplace(name, std::move(tool));

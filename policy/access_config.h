@@ -41,6 +41,7 @@ struct compiled_tool {
   const tool_rules* rules = nullptr;       // null for an unlisted tool under default allow
   std::vector<std::string> require_names;  // "tools.<name>.require[i]"
   std::vector<std::string> deny_names;     // "tools.<name>.deny_if[i]"
+  std::vector<std::string> approve_names;  // "tools.<name>.approve_if[i]"
   std::vector<limit_binding> limits;       // all_tools limits then the tool's, one per counter
 };
 

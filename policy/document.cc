@@ -1,9 +1,12 @@
 #include "policy/document.h"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "policy/identity.h"
 
 namespace mcpgate::policy {
 
@@ -80,10 +83,46 @@ std::vector<limit_rule> parse_limits(dom::element value, const json_location& at
   return rules;
 }
 
+approval_rule parse_approval(dom::element item, const json_location& at) {
+  dom::object entry = expect_object(
+      item, at, "an approve_if entry {\"conditions\", \"message\", \"timeout_ms\", \"via\"}");
+  check_keys(entry, at, {"conditions", "message", "timeout_ms", "via"});
+  approval_rule rule;
+  auto conditions = entry.at_key("conditions");
+  if (conditions.error()) at.fail("missing key \"conditions\" (use [] to hold every call)");
+  json_location conditions_at = at.key("conditions");
+  size_t k = 0;
+  for (dom::element c :
+       expect_array(conditions.value_unsafe(), conditions_at, "an array of conditions")) {
+    rule.conditions.push_back(condition::parse(c, conditions_at.index(k)));
+    ++k;
+  }
+  if (auto message = entry.at_key("message"); !message.error())
+    rule.message = expect_string(message.value_unsafe(), at.key("message"), "a string");
+  if (auto timeout = entry.at_key("timeout_ms"); !timeout.error()) {
+    dom::element v = timeout.value_unsafe();
+    if (!v.is_int64() || v.get_int64().value_unsafe() < 1000 ||
+        v.get_int64().value_unsafe() > 86'400'000)
+      at.key("timeout_ms").fail_expected("an integer from 1000 to 86400000 (one day)", v);
+    rule.timeout_ms = v.get_int64().value_unsafe();
+  }
+  if (auto via = entry.at_key("via"); !via.error()) {
+    dom::element v = via.value_unsafe();
+    std::string_view s = v.is_string() ? v.get_string().value_unsafe() : std::string_view();
+    if (s == "operator")
+      rule.via = approval_via::operator_;
+    else if (s == "client")
+      rule.via = approval_via::client;
+    else
+      at.key("via").fail_expected("\"operator\" or \"client\"", v);
+  }
+  return rule;
+}
+
 tool_rules parse_tool(dom::element value, const json_location& at) {
-  dom::object object =
-      expect_object(value, at, "a tool rules object {\"require\", \"deny_if\", \"limits\"}");
-  check_keys(object, at, {"require", "deny_if", "limits"});
+  dom::object object = expect_object(
+      value, at, "a tool rules object {\"require\", \"deny_if\", \"approve_if\", \"limits\"}");
+  check_keys(object, at, {"require", "deny_if", "approve_if", "limits"});
   tool_rules rules;
   if (auto require = object.at_key("require"); !require.error()) {
     json_location list_at = at.key("require");
@@ -120,6 +159,20 @@ tool_rules parse_tool(dom::element value, const json_location& at) {
       }
       rules.deny_if.push_back(std::move(rule));
       ++i;
+    }
+  }
+  if (auto approve_if = object.at_key("approve_if"); !approve_if.error()) {
+    json_location list_at = at.key("approve_if");
+    dom::element list = approve_if.value_unsafe();
+    // One entry may be written without the array around it.
+    if (list.is_object()) {
+      rules.approve_if.push_back(parse_approval(list, list_at));
+    } else {
+      size_t i = 0;
+      for (dom::element item : expect_array(list, list_at, "an array of approve_if entries")) {
+        rules.approve_if.push_back(parse_approval(item, list_at.index(i)));
+        ++i;
+      }
     }
   }
   if (auto limits = object.at_key("limits"); !limits.error()) {
@@ -182,6 +235,10 @@ void check_counters(const document& doc, const json_location& root) {
 
 }  // namespace
 
+std::string_view via_name(approval_via v) {
+  return v == approval_via::client ? "client" : "operator";
+}
+
 bool tool_rules::denied_unconditionally() const {
   for (const deny_rule& rule : deny_if) {
     if (rule.conditions.empty()) return true;
@@ -209,6 +266,12 @@ document parse_document(std::string_view text, std::string_view file_name) {
 
   document doc;
   doc.file = std::string(file_name);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::array<unsigned char, 32> digest = sha256(text);
+  for (size_t i = 0; i < 6; ++i) {
+    doc.revision += hex[digest[i] >> 4];
+    doc.revision += hex[digest[i] & 15];
+  }
   bool full_form = false;
   for (dom::key_value_pair field : top) {
     for (std::string_view k : {"version", "default", "hide", "all_tools", "tools"}) {
@@ -314,8 +377,8 @@ std::string describe(const document& doc) {
       continue;
     }
     out += "\n";
-    if (rules.require.empty() && rules.deny_if.empty() && rules.limits.empty() &&
-        doc.all_tools_limits.empty()) {
+    if (rules.require.empty() && rules.deny_if.empty() && rules.approve_if.empty() &&
+        rules.limits.empty() && doc.all_tools_limits.empty()) {
       out += "  allowed, no conditions, no limits\n";
     }
     for (size_t i = 0; i < rules.require.size(); ++i) {
@@ -337,6 +400,22 @@ std::string describe(const document& doc) {
         }
       }
       if (!rule.on_deny.empty()) out += " -> " + quote_string(rule.on_deny);
+      out += "\n";
+    }
+    for (size_t i = 0; i < rules.approve_if.size(); ++i) {
+      const approval_rule& rule = rules.approve_if[i];
+      out += "  approve_if[" + std::to_string(i) + "]: ";
+      if (rule.conditions.empty()) {
+        out += "always";
+      } else {
+        for (size_t k = 0; k < rule.conditions.size(); ++k) {
+          if (k) out += " and ";
+          out += rule.conditions[k].describe();
+        }
+      }
+      out += " -> held for approval by " + std::string(via_name(rule.via)) + ", denied after " +
+             std::to_string(rule.timeout_ms) + " ms";
+      if (!rule.message.empty()) out += " (" + quote_string(rule.message) + ")";
       out += "\n";
     }
     for (const limit_rule& rule : rules.limits) describe_limit(out, rule);

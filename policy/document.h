@@ -4,7 +4,8 @@
 //
 //   { "version": "1", "default": "allow" | "deny", "hide": ["tool", ...],
 //     "all_tools": { "limits": [...] },
-//     "tools": { "<name>": { "require": [...], "deny_if": [...], "limits": [...] } } }
+//     "tools": { "<name>": { "require": [...], "deny_if": [...], "approve_if": [...],
+//                            "limits": [...] } } }
 //
 // A bare object of tool rules ({ "<name>": { ... } }) is shorthand for
 // { "version": "1", "default": "allow", "tools": <it> }. Tool names are exact, case-sensitive
@@ -41,9 +42,25 @@ struct deny_rule {
   std::string on_deny;
 };
 
+// Who is asked to approve a held call.
+enum class approval_via : uint8_t {
+  operator_,  // an operator, on the admin listener (API, page, command line)
+  client,     // the human at the client, by elicitation; without the capability, an operator
+};
+std::string_view via_name(approval_via v);  // "operator", "client"
+
+// A call whose conditions all hold waits for a human's approval instead of running.
+struct approval_rule {
+  std::vector<condition> conditions;  // all must hold; empty always holds
+  std::string message;                // shown to the approver; empty: a default naming the tool
+  int64_t timeout_ms = 600'000;       // then the call is denied (approval_timeout)
+  approval_via via = approval_via::operator_;
+};
+
 struct tool_rules {
   std::vector<require_rule> require;
   std::vector<deny_rule> deny_if;
+  std::vector<approval_rule> approve_if;
   std::vector<limit_rule> limits;
 
   // Denied whatever the arguments: a deny_if entry without conditions.
@@ -54,6 +71,9 @@ enum class default_verdict : uint8_t { allow, deny };
 
 struct document {
   std::string file;  // as given to the loader, for messages
+  // The first 12 hex digits of the SHA-256 of the document's text: the version an approval
+  // record binds, so an approval given under one text is not taken for another's.
+  std::string revision;
   default_verdict default_for_unlisted = default_verdict::allow;
   std::vector<std::string> hide;  // exact names; "*" hides every tool
   bool hide_all = false;

@@ -30,6 +30,12 @@ std::string_view verdict_name(verdict v) {
       return "denied";
     case verdict::rate_limited:
       return "rate_limited";
+    case verdict::held:
+      return "held";
+    case verdict::approval_denied:
+      return "approval_denied";
+    case verdict::approval_timeout:
+      return "approval_timeout";
   }
   return "denied";
 }
@@ -88,10 +94,27 @@ decision decide(const subject& who, const call& what, int64_t now_ns, decide_scr
         return d;
       }
     }
+    const approval_rule* held = nullptr;
+    std::string_view held_rule;
+    if (!what.approved) {
+      for (size_t i = 0; i < rules->approve_if.size() && !held; ++i) {
+        if (all_hold(rules->approve_if[i].conditions, args)) {
+          held = &rules->approve_if[i];
+          held_rule = tool->approve_names[i];
+        }
+      }
+    }
     // A condition that read a duplicated key or unparseable arguments may have been
     // evaluated against a value the server will not use; refuse rather than guess.
     if (args.invalid() || args.ambiguous()) {
       deny(d, "arguments");
+      return d;
+    }
+    if (held) {
+      d.outcome = verdict::held;
+      d.rule = held_rule;
+      d.message = held->message;
+      d.approval = held;
       return d;
     }
   }

@@ -8,8 +8,11 @@
 // hidden -> denied ("hide"); not listed under default deny -> denied ("default"); a require
 // condition fails -> denied ("tools.<name>.require[i]"); a deny_if entry matches -> denied
 // ("tools.<name>.deny_if[i]"); the arguments could not be read unambiguously (invalid JSON,
-// a duplicated key on a path a condition reads) -> denied ("arguments"); then every limit
-// that applies reserves one count, all or nothing -> rate_limited (the counter's name).
+// a duplicated key on a path a condition reads) -> denied ("arguments"); an approve_if entry
+// matches and the call is not yet approved -> held ("tools.<name>.approve_if[i]"; no count
+// taken: a held call counts only once approved, when it is decided again with approved set);
+// then every limit that applies reserves one count, all or nothing -> rate_limited (the
+// counter's name).
 // Other methods are allowed: only tools/call names a tool.
 
 #include <array>
@@ -37,11 +40,23 @@ struct call {
   std::string_view method;
   std::string_view tool;  // already unescaped
   std::string_view arguments_json;
+  // A human approved this call: approve_if no longer holds it.
+  bool approved = false;
 };
 
-enum class verdict : uint8_t { allowed, denied, rate_limited };
+// approval_denied and approval_timeout are not decide()'s: they are how a held call ends
+// when no human approved it (net/approval).
+enum class verdict : uint8_t {
+  allowed,
+  denied,
+  rate_limited,
+  held,
+  approval_denied,
+  approval_timeout
+};
 
-std::string_view verdict_name(verdict v);  // "allowed", "denied", "rate_limited"
+// "allowed", "denied", "rate_limited", "held", "approval_denied", "approval_timeout"
+std::string_view verdict_name(verdict v);
 
 // One count taken from one counter, to give back with refund().
 struct reservation {
@@ -61,6 +76,7 @@ struct decision {
   window_unit window = window_unit::second;  // rate_limited only
   int64_t max = 0;                           // rate_limited only
   int64_t retry_after_ms = 0;                // rate_limited only
+  const approval_rule* approval = nullptr;   // held only: the entry that matched
   std::array<reservation, kMaxLimitsPerTool> reservations;
   uint8_t reservation_count = 0;
 

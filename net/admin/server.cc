@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "net/approval/admin_routes.h"
 #include "net/http/parser.h"
 #include "net/http/writer.h"
 #include "policy/identity.h"
@@ -147,7 +148,8 @@ void admin_server::stop() {
 
 namespace {
 
-// One client of the admin listener: its request as it arrives, then the answer going out.
+// One client of the admin listener: its request as it arrives, then the answer going out (and,
+// for /approvals/events, the events after it, for as long as it stays).
 struct admin_conn {
   int fd = -1;
   std::string in;
@@ -155,13 +157,19 @@ struct admin_conn {
   std::string out;
   size_t sent = 0;
   bool answered = false;
-  int64_t deadline_ms = 0;
+  bool streaming = false;
+  uint64_t cursor = 0;       // streaming: the last approval event it has
+  int64_t keepalive_ms = 0;  // streaming: when a quiet stream gets a comment line
+  int64_t deadline_ms = 0;   // 0: close now
 };
+
+constexpr int64_t never = INT64_MAX;
 
 }  // namespace
 
 // Every connection is served concurrently from one poll loop: an idle or slow client holds
-// only its own slot (and is cut off at request_timeout_ms), never the others' answers.
+// only its own slot (and is cut off at request_timeout_ms), never the others' answers. An
+// event stream stays until its reader leaves or falls max_stream_backlog behind.
 void admin_server::run() {
   pthread_setname_np(pthread_self(), "mcpgate-admin");
   std::vector<admin_conn> conns;
@@ -169,30 +177,56 @@ void admin_server::run() {
   http_limits limits;
   limits.max_head = options_.max_request_bytes;
   limits.max_body = options_.max_request_bytes;
+  approval_registry* approvals = handlers_.approvals;
+  int events_fd = approvals ? approvals->event_fd() : -1;
   auto finish = [&](admin_conn& c, std::string reply) {
     c.out = std::move(reply);
     c.sent = 0;
     c.answered = true;
   };
+  auto streams = [&] {
+    size_t n = 0;
+    for (const admin_conn& c : conns) n += c.streaming;
+    return n;
+  };
   while (!stopping_.load(std::memory_order_acquire)) {
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
     fds.push_back({listen_fd_, POLLIN, 0});
+    fds.push_back({events_fd, static_cast<short>(events_fd >= 0 ? POLLIN : 0), 0});
     int64_t now = now_ms();
-    int64_t next_deadline = INT64_MAX;
+    int64_t next_deadline = never;
     for (const admin_conn& c : conns) {
-      fds.push_back({c.fd, static_cast<short>(c.answered ? POLLOUT : POLLIN), 0});
-      next_deadline = std::min(next_deadline, c.deadline_ms);
+      bool sending = c.answered && c.sent < c.out.size();
+      fds.push_back({c.fd, static_cast<short>(sending ? POLLOUT : POLLIN), 0});
+      next_deadline = std::min(next_deadline, c.streaming ? c.keepalive_ms : c.deadline_ms);
     }
-    int timeout = next_deadline == INT64_MAX
-                      ? -1
-                      : static_cast<int>(std::max<int64_t>(0, next_deadline - now));
+    int timeout =
+        next_deadline == never ? -1 : static_cast<int>(std::max<int64_t>(0, next_deadline - now));
     if (poll(fds.data(), fds.size(), timeout) < 0) continue;  // EINTR
     if (fds[0].revents) break;
     now = now_ms();
+    if (fds[2].revents & POLLIN) {
+      uint64_t n;
+      [[maybe_unused]] ssize_t r = read(events_fd, &n, sizeof n);
+      for (admin_conn& c : conns)
+        if (c.streaming) c.cursor = approvals->events_since(c.cursor, c.out);
+    }
     for (size_t i = 0; i < conns.size(); ++i) {
       admin_conn& c = conns[i];
-      short revents = fds[i + 2].revents;
+      short revents = fds[i + 3].revents;
+      if (c.streaming) {
+        if (revents & (POLLIN | POLLHUP | POLLERR)) {
+          char buf[512];
+          ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) c.deadline_ms = 0;  // gone
+        }
+        if (now >= c.keepalive_ms) {
+          c.out += ": keepalive\n\n";
+          c.keepalive_ms = now + options_.keepalive_interval_ms;
+        }
+        if (c.out.size() - c.sent > options_.max_stream_backlog) c.deadline_ms = 0;
+      }
       if (!c.answered && (revents & (POLLIN | POLLHUP | POLLERR))) {
         bool eof = false;
         char buf[4096];
@@ -220,13 +254,28 @@ void admin_server::run() {
         } else if (head.framing() == body_framing::chunked) {
           finish(c, serialize({411, "text/plain; charset=utf-8", "send a Content-Length\n", {}}));
         } else {
-          size_t need =
-              head.head_length() +
-              (head.framing() == body_framing::content_length ? head.content_length() : 0);
+          size_t body_length =
+              head.framing() == body_framing::content_length ? head.content_length() : 0;
+          size_t need = head.head_length() + body_length;
           if (c.in.size() >= need) {
-            std::string reply = respond(head);
-            if (head.method() == http_method::head) reply.resize(reply.find("\r\n\r\n") + 4);
+            bool stream = false;
+            std::string reply = respond(
+                head, std::string_view(c.in).substr(head.head_length(), body_length), &stream);
+            if (head.method() == http_method::head) {
+              reply.resize(reply.find("\r\n\r\n") + 4);
+              stream = false;
+            }
+            if (stream && streams() >= options_.max_event_streams) {
+              reply = serialize({503, "text/plain; charset=utf-8", "too many event streams\n", {}});
+              stream = false;
+            }
             finish(c, std::move(reply));
+            if (stream) {
+              c.streaming = true;
+              c.cursor = approvals->events_since(0, c.out);
+              c.keepalive_ms = now + options_.keepalive_interval_ms;
+              c.deadline_ms = never;
+            }
           }
         }
         if (eof && !c.answered) c.deadline_ms = 0;  // it ended before a whole request
@@ -241,7 +290,11 @@ void admin_server::run() {
             break;
           }
         }
-        if (c.sent == c.out.size()) c.deadline_ms = 0;  // answered: close
+        if (c.sent == c.out.size()) {
+          if (!c.streaming) c.deadline_ms = 0;  // answered: close
+          c.out.clear();
+          c.sent = 0;
+        }
       }
     }
     // Closed, answered or past their deadline.
@@ -272,7 +325,7 @@ void admin_server::run() {
   for (admin_conn& c : conns) close(c.fd);
 }
 
-std::string admin_server::respond(const request_head& head) {
+std::string admin_server::respond(const request_head& head, std::string_view body, bool* stream) {
   std::string_view method = head.method_text();
   std::string_view target = head.target();
   std::string_view path = target.substr(0, target.find('?'));
@@ -280,7 +333,8 @@ std::string admin_server::respond(const request_head& head) {
   if (head.headers().count("host") > 0 && !hosts_.allows(head.headers().find("host")))
     return serialize({403, "text/plain; charset=utf-8", "forbidden: Host not allowed\n", {}});
   // Everything but the probes needs the admin token when one is configured.
-  if (options_.token_sha256 && path != "/healthz" && path != "/readyz") {
+  if (options_.token_sha256 && path != "/healthz" && path != "/readyz" &&
+      !is_public_approval_path(path)) {
     std::string_view token = policy::bearer_token(head.headers().find("authorization"));
     auto digest = policy::sha256(token);
     if (token.empty() || head.headers().count("authorization") != 1 ||
@@ -293,6 +347,23 @@ std::string admin_server::respond(const request_head& head) {
   bool get = method == "GET" || method == "HEAD";
   bool post = method == "POST";
   response r;
+  if (handlers_.approvals && is_approval_path(path)) {
+    approval_http_reply a = approval_route(*handlers_.approvals, head, path, body);
+    if (a.stream) {
+      *stream = true;
+      std::string out;
+      append_status_line(out, 200);
+      out +=
+          "Content-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n"
+          "X-Accel-Buffering: no\r\n\r\n";
+      return out;
+    }
+    r.status = a.status;
+    r.content_type = a.content_type;
+    r.body = std::move(a.body);
+    r.extra_headers = a.extra_headers;
+    return serialize(r);
+  }
   if (path == "/metrics" && handlers_.metrics) {
     if (!get) return serialize(method_not_allowed("Allow: GET, HEAD\r\n"));
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/approval/registry.h"
 #include "net/http/parser.h"
 #include "net/mcp/request_rules.h"
 
@@ -39,6 +40,9 @@ struct admin_handlers {
   std::function<std::string()> reload;   // GET /admin/reload: generation and last outcome, JSON
   // POST /admin/reopen: reopens the audit log. Empty string on success, else the reason (500).
   std::function<std::string()> reopen;
+  // /approvals, /approvals/events, /approvals/<id>/approve|deny and /ui/approvals
+  // (net/approval/admin_routes.h); null: not served. Outlives the server.
+  approval_registry* approvals = nullptr;
 };
 
 struct admin_options {
@@ -48,6 +52,11 @@ struct admin_options {
   int request_timeout_ms = 5000;
   size_t max_request_bytes = 64 * 1024;
   size_t max_connections = 64;  // served at once; more get 503 and are closed
+  // Of those, open /approvals/events streams; a stream whose reader falls this far behind is
+  // closed (the page reconnects and gets a fresh snapshot).
+  size_t max_event_streams = 16;
+  size_t max_stream_backlog = 1 << 20;
+  int keepalive_interval_ms = 15'000;  // a comment line on a quiet stream
   // Host header values accepted (as the MCP listener's allowed_hosts); empty: localhost,
   // 127.0.0.1 and [::1] when bound to loopback, anything otherwise.
   std::vector<std::string> allowed_hosts;
@@ -79,7 +88,8 @@ class admin_server {
   admin_server(admin_options options, admin_handlers handlers, int listen_fd, int wake_fd,
                uint16_t port);
   void run();
-  std::string respond(const request_head& head);
+  // The answer to one request; *stream set: an SSE head only, events follow.
+  std::string respond(const request_head& head, std::string_view body, bool* stream);
 
   admin_options options_;
   admin_handlers handlers_;

@@ -458,8 +458,16 @@ void client_side::on_timer(uint8_t op, uint32_t slot, uint32_t gen, int64_t fire
   }
   if (op == op_hold_deadline) {
     if (c->ex.held()) {
+      bool own_reply = c->ex.holder->expired(c->ex, ctx_);
       end_hold(*c, hold_end::deadline);
-      reply_error(*c, gateway_error::hold_timeout);
+      if (own_reply) {
+        gateway_reply r = c->ex.reply;
+        reply(*c, r);
+        process(*c);
+        resume_reading(*c);
+      } else {
+        reply_error(*c, gateway_error::hold_timeout);
+      }
     }
   } else {
     on_deadline(*c, now_ns);

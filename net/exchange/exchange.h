@@ -39,6 +39,17 @@ struct exchange_token {
   uint64_t seq = 0;
 };
 
+// A call held for a human's approval (net/approval/stage.h): what the approval stage keeps of
+// it across the hold (the extractor's views do not last that long).
+struct held_approval {
+  std::string id;  // the registry's record
+  std::string tool;
+  std::string rule;
+  std::string by;  // who decided
+  std::string reason;
+  int64_t timeout_ms = 0;
+};
+
 struct exchange {
   // Which exchange of the connection this is: a message for a held exchange names it, so one
   // that arrives after the exchange ended (and the next began) is recognised.
@@ -59,7 +70,10 @@ struct exchange {
   std::string query;
   std::string_view head;  // the request head's bytes; valid while head stages run
   const request_head* parsed_head = nullptr;  // likewise
-  std::string held_head;      // a copy of the head, kept while a head stage holds the exchange
+  std::string held_head;  // a copy of the head, kept while a head stage holds the exchange
+  // A copy of the body, kept while a body stage holds the exchange: the connection goes on
+  // reading meanwhile (a pipelined request), and its buffer may move.
+  std::string held_body;
   std::string session_token;  // Mcp-Session-Id as the client sent it, when it sent one
   bool names_session = false;
   // The upstream's id of the session, once its token opened for the caller.
@@ -105,6 +119,7 @@ struct exchange {
   stage* holder = nullptr;  // the stage holding the exchange, when held
   core::deadline_slot hold_deadline;
   gateway_reply reply;  // filled by a stage that returns replied
+  held_approval approval;
 
   bool held() const { return holder != nullptr; }
   // The name a message for this exchange carries (net/exchange/shard.h: resume_message).

@@ -23,6 +23,21 @@ struct request_view {
   // admit(): the JSON-RPC id (raw token) of a single request whose body came with the head,
   // for the 401 to answer; empty otherwise.
   std::string_view request_id;
+  // decide(): a human approved this request's call; approve_if rules no longer hold it.
+  bool approved = false;
+};
+
+// A tools/call that an approve_if rule holds for a human (set by decide(), which then returns
+// true without reserving any count). Views are valid until the next call into the gate.
+struct approval_ask {
+  bool needed = false;
+  bool via_client = false;  // ask the human at the client (elicitation) when it can
+  int64_t timeout_ms = 0;
+  std::string_view tool;
+  std::string_view arguments;        // raw params.arguments, empty when absent
+  std::string_view rule;             // "tools.<name>.approve_if[i]"
+  std::string_view message;          // the rule's message; empty: none
+  std::string_view policy_revision;  // the policy document's (policy/document.h)
 };
 
 // A reply the gate wants sent instead of forwarding. Views stay valid until the next call into
@@ -59,6 +74,7 @@ class gate_ticket {
   std::string_view grant;
   using verdict = message_verdict;
   std::vector<verdict> verdicts;
+  approval_ask approval;
 };
 
 enum class filter_result : uint8_t { unchanged, replaced, invalid };
@@ -88,6 +104,12 @@ class gate {
   // on replaced, `out` holds the bytes to send instead.
   virtual filter_result filter_response(gate_ticket& ticket, std::string_view message,
                                         std::string& out) = 0;
+  // The reply to a held call no human approved (outcome approval_denied or approval_timeout):
+  // a policy denial in the configured style, naming the tool, the rule and `message`. Views
+  // stay valid until the next call into the gate.
+  virtual void refuse_held(std::string_view /*id_token*/, std::string_view /*tool*/,
+                           std::string_view /*rule*/, call_decision /*outcome*/,
+                           std::string_view /*message*/, gate_reply& /*reply*/) {}
   // Listed tools whose definition changed since they were pinned, found by the last
   // filter_response() call: each gets an audit line. Valid until the next call into the gate.
   virtual std::span<const tool_change_record> tool_changes() const { return {}; }

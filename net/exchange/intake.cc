@@ -284,6 +284,12 @@ void client_side::hold(client_conn& c, stage& holder) {
   ex.holder = &holder;
   if (!ex.head_stages_done && ex.parsed_head && ex.held_head.empty())
     ex.held_head.assign(ex.head);  // the head stages after this one read the head again
+  if (ex.body.data && ex.body.data != ex.held_body.data()) {
+    ex.held_body.reserve(ex.body.size + core::byte_buffer::padding);
+    ex.held_body.assign(ex.body.data, ex.body.size);
+    ex.body = {ex.held_body.data(), ex.body.size, ex.held_body.capacity()};
+    ex.body_bytes = {ex.held_body.data(), ex.body.size};
+  }
   if (c.st != client_conn::state::body) c.st = client_conn::state::held;
   c.deadline.clear();  // the hold's own deadline replaces the header timeout
   int64_t until = ex.hold_until_ns;

@@ -92,6 +92,7 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
   auto& t = static_cast<policy_ticket&>(ticket);
   t.allowed_.clear();
   t.verdicts.clear();
+  t.approval = {};
   denied_.clear();
   const policy::grant_policy* grant =
       t.who_->grant ? &t.who_->grant->for_server(request.server) : nullptr;
@@ -111,12 +112,36 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
     t.verdicts.push_back({});
     if (!is_tools_call(m)) continue;
     policy::call what{m.method, m.name ? *m.name : std::string_view(),
-                      m.arguments ? *m.arguments : std::string_view()};
+                      m.arguments ? *m.arguments : std::string_view(), request.approved};
     // A tool whose definition changed since it was pinned runs under no policy the operator
     // reviewed: refused before any counter is asked.
     policy::decision d = t.pins_ && t.pins_->refuses_call(what.tool)
                              ? refuse_by_pins(*t.pins_, what.tool)
                              : policy::decide(who, what, now, decide_scratch_);
+    if (d.outcome == policy::verdict::held) {
+      if (!body.batch && m.kind == message_kind::request) {
+        // Held for a human (net/approval): no count is taken until someone approves.
+        t.approval = {
+            true,
+            d.approval->via == policy::approval_via::client,
+            d.approval->timeout_ms,
+            what.tool,
+            what.arguments_json,
+            d.rule,
+            d.approval->message,
+            grant && grant->doc ? std::string_view(grant->doc->revision) : std::string_view()};
+        t.verdicts.back() = {call_decision::allowed, d.rule};
+        continue;
+      }
+      // A notification has no one to answer and a batch cannot wait for one of its calls.
+      d.outcome = policy::verdict::denied;
+      d.message = body.batch ? std::string_view(
+                                   "this call requires a human's approval, which "
+                                   "a call inside a batch cannot wait for")
+                             : std::string_view(
+                                   "this call requires a human's approval, which "
+                                   "a notification cannot wait for");
+    }
     if (d.allowed()) {
       t.allowed_.push_back(std::move(d));
       continue;
@@ -172,6 +197,22 @@ bool policy_gate::decide(const request_view& request, const jsonrpc_result& body
     reply.body = reply_body_;
   }
   return false;
+}
+
+void policy_gate::refuse_held(std::string_view id_token, std::string_view tool,
+                              std::string_view rule, call_decision outcome,
+                              std::string_view message, gate_reply& reply) {
+  policy::decision d;
+  d.outcome = outcome == call_decision::approval_timeout ? policy::verdict::approval_timeout
+                                                         : policy::verdict::approval_denied;
+  d.tool = tool;
+  d.rule = rule;
+  d.message = message;
+  policy::write_denial(d, id_token, access_->deny_as(), reply_body_);
+  reply.http_status = 200;
+  reply.extra_headers = {};
+  reply.content_type = "application/json";
+  reply.body = reply_body_;
 }
 
 policy::decision policy_gate::refuse_by_pins(const policy::server_pins& pins,

@@ -41,6 +41,8 @@ class policy_gate final : public gate {
   filter_result filter_response(gate_ticket& ticket, std::string_view message,
                                 std::string& out) override;
   std::span<const tool_change_record> tool_changes() const override;
+  void refuse_held(std::string_view id_token, std::string_view tool, std::string_view rule,
+                   call_decision outcome, std::string_view message, gate_reply& reply) override;
 
  private:
   // The denial of a call the server's pins refuse (rule "pins"); its message lives until the

@@ -50,6 +50,9 @@ class stage {
   }
   // A held exchange ends without going on: give back what run() took.
   virtual void cancel(exchange&, shard_context&, hold_end) {}
+  // The hold's deadline passed (cancel(deadline) follows): true when the stage filled
+  // exchange::reply with its own answer; false, the gateway's "held past its deadline" error.
+  virtual bool expired(exchange&, shard_context&) { return false; }
 };
 
 }  // namespace mcpgate::net

@@ -112,8 +112,10 @@ void append_sha256(std::string& out, std::string_view bytes) {
   }
 }
 
-void append_arguments(std::string& out, const std::optional<raw_arguments>& args,
-                      arguments_mode mode) {
+}  // namespace
+
+void append_audit_arguments(std::string& out, const std::optional<raw_arguments>& args,
+                            arguments_mode mode) {
   if (!args || mode == arguments_mode::none) {
     out += "null";
     return;
@@ -140,8 +142,6 @@ void append_arguments(std::string& out, const std::optional<raw_arguments>& args
   }
   out += '}';
 }
-
-}  // namespace
 
 void append_audit_head(std::string& out, const audit_record& r, arguments_mode mode) {
   out += "{\"ts\":\"";
@@ -174,7 +174,7 @@ void append_audit_head(std::string& out, const audit_record& r, arguments_mode m
   append_key(out, ",\"rule\":");
   append_string_or_null(out, r.rule);
   append_key(out, ",\"args\":");
-  append_arguments(out, r.arguments, mode);
+  append_audit_arguments(out, r.arguments, mode);
 }
 
 void append_audit_session(std::string& out, std::string_view session) {
@@ -191,6 +191,21 @@ void append_audit_tail(std::string& out, const audit_record& r) {
     append_key(out, ",\"error\":\"");
     out += r.error;  // one of a few fixed words, nothing to escape
     out += '"';
+  }
+  if (!r.approval_id.empty()) {
+    append_key(out, ",\"approval\":");
+    append_string_or_null(out, r.approval_id);
+    if (!r.approval_by.empty()) {
+      if (r.approval_granted)
+        append_key(out, ",\"approved_by\":");
+      else
+        append_key(out, ",\"denied_by\":");
+      append_string_or_null(out, r.approval_by);
+    }
+    if (!r.approval_reason.empty()) {
+      append_key(out, ",\"approval_reason\":");
+      append_string_or_null(out, r.approval_reason);
+    }
   }
   if (r.forwarded) {
     append_key(out, ",\"upstream_status\":");

@@ -58,6 +58,13 @@ struct audit_record {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   std::optional<raw_arguments> arguments;  // absent: "args":null whatever the mode
+  // A call held for approval (tail, after "decision"): "approval":"<id>", then who decided as
+  // "approved_by" or "denied_by", and "approval_reason" when the approver gave one. Empty
+  // approval_id: none of these keys.
+  std::string_view approval_id;
+  std::string_view approval_by;
+  std::string_view approval_reason;
+  bool approval_granted = false;
 };
 
 // A tool in a tools/list response whose definition differs from its pin (policy/tool_pins.h):
@@ -73,6 +80,11 @@ struct tool_change_record {
 };
 void append_tool_change_line(std::string& out, const audit_record& head,
                              const tool_change_record& change);
+
+// The "args" value alone, as the audit line writes it in `mode` (one line: raw line breaks of
+// full-mode JSON become spaces).
+void append_audit_arguments(std::string& out, const std::optional<raw_arguments>& args,
+                            arguments_mode mode);
 
 // Appends one JSON object and '\n' to `out`. Allocation-free once `out` has capacity (keys mode
 // and hash mode parse the arguments with a per-thread simdjson parser allocated on first use).

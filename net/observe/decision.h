@@ -17,10 +17,12 @@ enum class call_decision : uint8_t {
   unauthenticated,
   invalid,
   upstream_error,
-  cancelled,  // the client left (or the gateway drained) while the exchange was held
-  timed_out,  // a held exchange passed its deadline before it could go on
+  cancelled,         // the client left (or the gateway drained) while the exchange was held
+  timed_out,         // a held exchange passed its deadline before it could go on
+  approval_denied,   // held for a human's approval, and refused by one
+  approval_timeout,  // held for a human's approval, and no one decided in time
 };
-inline constexpr size_t call_decision_count = 8;
+inline constexpr size_t call_decision_count = 10;
 
 constexpr std::string_view call_decision_name(call_decision d) {
   switch (d) {
@@ -40,6 +42,10 @@ constexpr std::string_view call_decision_name(call_decision d) {
       return "cancelled";
     case call_decision::timed_out:
       return "timed_out";
+    case call_decision::approval_denied:
+      return "approval_denied";
+    case call_decision::approval_timeout:
+      return "approval_timeout";
   }
   return "invalid";
 }

@@ -98,6 +98,10 @@ void recorder::finish(exchange_record& rec, call_decision decision, const record
   r.bytes_in = rec.bytes_in;
   r.bytes_out = rec.bytes_out;
   if (decision == call_decision::upstream_error) r.error = rec.upstream_failure;
+  r.approval_id = rec.approval_id;
+  r.approval_by = rec.approval_by;
+  r.approval_reason = rec.approval_reason;
+  r.approval_granted = rec.approval_granted;
   rec.upstream_failure = {};
   label_id grant = no_label;
   if (metrics_) {

@@ -45,6 +45,11 @@ struct exchange_record {
   bool quiet = false;
   call_decision hub_decision = call_decision::allowed;
   std::vector<std::pair<label_id, label_id>> metric_ids;  // per message: method, tool
+  // A call held for approval: the record's id, who decided and why (views into the exchange).
+  std::string_view approval_id;
+  std::string_view approval_by;
+  std::string_view approval_reason;
+  bool approval_granted = false;
 
   bool prepared() const { return !audit_ends.empty() || !metric_ids.empty(); }
   // A new request on the connection: nothing of the previous one carries over.
@@ -62,6 +67,10 @@ struct exchange_record {
     session_pending = false;
     quiet = false;
     hub_decision = call_decision::allowed;
+    approval_id = {};
+    approval_by = {};
+    approval_reason = {};
+    approval_granted = false;
     trace = {};
     metric_ids.clear();
   }

@@ -58,7 +58,7 @@ TEST(Document, RejectsATypoInAKeyWithItsPath) {
             "all_tools, tools)");
   EXPECT_EQ(error_of(R"({"write_file": {"deny": []}})"),
             "grants/ops.json: $.tools.write_file.deny: unknown key \"deny\" (known: require, "
-            "deny_if, limits)");
+            "deny_if, approve_if, limits)");
 }
 
 TEST(Document, RejectsZeroNegativeAndFractionalMax) {
@@ -113,9 +113,9 @@ TEST(Document, RejectsOneCounterNameWithTwoDifferentLimits) {
 }
 
 TEST(Document, NamesToolKeysThatAreNotIdentifiersInBracketForm) {
-  EXPECT_EQ(
-      error_of(R"({"a.b": {"x": 1}})"),
-      "grants/ops.json: $.tools[\"a.b\"].x: unknown key \"x\" (known: require, deny_if, limits)");
+  EXPECT_EQ(error_of(R"({"a.b": {"x": 1}})"),
+            "grants/ops.json: $.tools[\"a.b\"].x: unknown key \"x\" (known: require, deny_if, "
+            "approve_if, limits)");
 }
 
 TEST(Document, LoadDocumentNamesTheFile) {
@@ -147,6 +147,60 @@ TEST(Document, DescribeListsWhatAppliesPerTool) {
           "limit \"write_file_per_hour\": at most 30 calls per rolling hour, counted per grant"),
       std::string::npos)
       << text;
+}
+
+}  // namespace
+}  // namespace mcpgate::policy
+
+namespace mcpgate::policy {
+namespace {
+
+TEST(Document, ReadsApproveIfAsAListOrOneEntryWithDefaults) {
+  document doc = parse_document(R"({
+    "a": { "approve_if": [ { "conditions": [], "message": "m", "timeout_ms": 2000, "via": "client" },
+                           { "conditions": [ { "path": "args.x", "op": "eq", "value": 1 } ] } ] },
+    "b": { "approve_if": { "conditions": [] } } })",
+                                "p.json");
+  ASSERT_EQ(doc.tools.at("a").approve_if.size(), 2u);
+  const approval_rule& first = doc.tools.at("a").approve_if[0];
+  EXPECT_EQ(first.message, "m");
+  EXPECT_EQ(first.timeout_ms, 2000);
+  EXPECT_EQ(first.via, approval_via::client);
+  const approval_rule& second = doc.tools.at("a").approve_if[1];
+  EXPECT_EQ(second.timeout_ms, 600'000);
+  EXPECT_EQ(second.via, approval_via::operator_);
+  EXPECT_EQ(second.conditions.size(), 1u);
+  EXPECT_EQ(doc.tools.at("b").approve_if.size(), 1u);
+  EXPECT_EQ(doc.revision.size(), 12u);
+  EXPECT_NE(describe(doc).find("approve_if[0]: always -> held for approval by client, denied "
+                               "after 2000 ms (\"m\")"),
+            std::string::npos)
+      << describe(doc);
+}
+
+TEST(Document, TwoTextsOfOnePolicyHaveTwoRevisions) {
+  EXPECT_NE(parse_document(R"({"a": {}})", "p.json").revision,
+            parse_document(R"({"a": {} })", "p.json").revision);
+  EXPECT_EQ(parse_document(R"({"a": {}})", "p.json").revision,
+            parse_document(R"({"a": {}})", "q.json").revision);
+}
+
+TEST(Document, RejectsABadApproveIfNamingTheKeyAndValue) {
+  EXPECT_EQ(error_of(R"({"a": {"approve_if": [{"message": "m"}]}})"),
+            "grants/ops.json: $.tools.a.approve_if[0]: missing key \"conditions\" (use [] to hold "
+            "every call)");
+  EXPECT_EQ(error_of(R"({"a": {"approve_if": {"conditions": [], "via": "email"}}})"),
+            "grants/ops.json: $.tools.a.approve_if.via: expected \"operator\" or \"client\", got "
+            "\"email\"");
+  EXPECT_EQ(error_of(R"({"a": {"approve_if": {"conditions": [], "timeout_ms": 10}}})"),
+            "grants/ops.json: $.tools.a.approve_if.timeout_ms: expected an integer from 1000 to "
+            "86400000 (one day), got 10");
+  EXPECT_EQ(error_of(R"({"a": {"approve_if": [{"conditions": [], "on_deny": "x"}]}})"),
+            "grants/ops.json: $.tools.a.approve_if[0].on_deny: unknown key \"on_deny\" (known: "
+            "conditions, message, timeout_ms, via)");
+  EXPECT_EQ(
+      error_of(R"({"a": {"approve_if": 3}})"),
+      "grants/ops.json: $.tools.a.approve_if: expected an array of approve_if entries, got 3");
 }
 
 }  // namespace

@@ -387,3 +387,84 @@ TEST(Engine, ConcurrentDecisionsNeverExceedMaxInAnyWindow) {
 
 }  // namespace
 }  // namespace mcpgate::policy
+
+namespace mcpgate::policy {
+namespace {
+
+constexpr std::string_view kApprovalPolicy = R"({
+  "clear_session": { "approve_if": [ { "conditions": [], "message": "Loses state.",
+                                       "timeout_ms": 5000, "via": "client" } ] },
+  "install_package": {
+    "approve_if": { "conditions": [ { "path": "args.package_name", "op": "eq",
+                                      "value": "requests" } ] },
+    "deny_if": [ { "conditions": [ { "path": "args.package_name", "op": "eq",
+                                     "value": "evil" } ] } ],
+    "limits": [ { "counter": "installs", "window": "minute", "max": 1 } ] }
+})";
+
+decision call_approved(fixture& f, std::string_view tool, int64_t now, std::string_view args) {
+  return decide(subject{f.config->anonymous(), {}}, call{"tools/call", tool, f.pad(args), true},
+                now, f.scratch);
+}
+
+TEST(ApproveIf, HoldsAMatchingCallWithTheRuleItsMessageTimeoutAndWho) {
+  fixture f(kApprovalPolicy);
+  decision d = f.call_tool("clear_session", kSecond, R"({"session_id":"s1"})");
+  EXPECT_EQ(d.outcome, verdict::held);
+  EXPECT_EQ(d.rule, "tools.clear_session.approve_if[0]");
+  EXPECT_EQ(d.message, "Loses state.");
+  ASSERT_NE(d.approval, nullptr);
+  EXPECT_EQ(d.approval->timeout_ms, 5000);
+  EXPECT_EQ(d.approval->via, approval_via::client);
+  EXPECT_EQ(d.reservation_count, 0);
+}
+
+TEST(ApproveIf, OnlyWhenItsConditionsHoldAndNeverBeforeADenial) {
+  fixture f(kApprovalPolicy);
+  EXPECT_TRUE(f.call_tool("install_package", kSecond, R"({"package_name":"numpy"})").allowed());
+  // deny_if decides before approve_if: a call a rule refuses is not put to a human.
+  EXPECT_EQ(f.call_tool("install_package", kSecond, R"({"package_name":"evil"})").outcome,
+            verdict::denied);
+  decision held = f.call_tool("install_package", 2 * kSecond, R"({"package_name":"requests"})");
+  EXPECT_EQ(held.outcome, verdict::held);
+  ASSERT_NE(held.approval, nullptr);
+  EXPECT_EQ(held.approval->timeout_ms, 600'000);
+  EXPECT_EQ(held.approval->via, approval_via::operator_);
+  // A duplicated key the condition reads cannot be put to a human as one call either.
+  EXPECT_EQ(f.call_tool("install_package", kSecond,
+                        R"({"package_name":"requests","package_name":"evil"})")
+                .rule,
+            "arguments");
+}
+
+TEST(ApproveIf, AHeldCallCountsOnlyOnceApproved) {
+  fixture f(kApprovalPolicy);
+  // The minute's one install was taken by numpy (not held)...
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(f.call_tool("install_package", kSecond, R"({"package_name":"requests"})").outcome,
+              verdict::held)
+        << "held calls take no count";
+  decision approved =
+      call_approved(f, "install_package", kSecond, R"({"package_name":"requests"})");
+  EXPECT_TRUE(approved.allowed());
+  EXPECT_EQ(approved.reservation_count, 1);
+  decision over = call_approved(f, "install_package", kSecond, R"({"package_name":"requests"})");
+  EXPECT_EQ(over.outcome, verdict::rate_limited);
+  EXPECT_EQ(over.rule, "installs");
+}
+
+TEST(ApproveIf, ARefusedHeldCallIsAPolicyDenialNamingTheOutcome) {
+  decision d;
+  d.outcome = verdict::approval_timeout;
+  d.tool = "clear_session";
+  d.rule = "tools.clear_session.approve_if[0]";
+  d.message = "tool 'clear_session' was not approved within 5000 ms";
+  std::string body;
+  write_denial(d, "3", deny_style::result, body);
+  EXPECT_EQ(
+      body,
+      R"({"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"[POLICY DENIED] tool 'clear_session' was not approved within 5000 ms"}],"isError":true,"structuredContent":{"decision":"approval_timeout","tool":"clear_session","rule":"tools.clear_session.approve_if[0]"},"_meta":{"decision":"approval_timeout","tool":"clear_session","rule":"tools.clear_session.approve_if[0]"}}})");
+}
+
+}  // namespace
+}  // namespace mcpgate::policy

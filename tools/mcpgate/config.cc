@@ -472,6 +472,33 @@ void load_federation(const reader& r, element e, gateway_settings& s) {
   }
 }
 
+// "approvals": {"max_pending": N, "max_pending_per_identity": N, "max_standing": N,
+//               "max_standing_ms": N}: the bounds of calls held for a human (approve_if).
+void load_approvals(const reader& r, element e, gateway_settings& s) {
+  if (!e.is_object())
+    r.fail("$.approvals",
+           "expected an object {\"max_pending\", \"max_pending_per_identity\", "
+           "\"max_standing\", \"max_standing_ms\"}, got " +
+               type_name(e.type()));
+  simdjson::dom::object approvals = e.get_object().value_unsafe();
+  for (auto [key_view, value] : approvals) {
+    std::string key(key_view);
+    std::string path = "$.approvals." + key;
+    if (key == "max_pending")
+      s.approvals.max_pending = static_cast<size_t>(r.get_positive(value, path));
+    else if (key == "max_pending_per_identity")
+      s.approvals.max_pending_per_identity = static_cast<size_t>(r.get_positive(value, path));
+    else if (key == "max_standing")
+      s.approvals.max_standing = static_cast<size_t>(r.get_positive(value, path));
+    else if (key == "max_standing_ms")
+      s.approvals.max_standing_ms = r.get_positive(value, path);
+    else
+      r.fail(path,
+             "unknown key (known: max_pending, max_pending_per_identity, max_standing, "
+             "max_standing_ms)");
+  }
+}
+
 // "tracing": {"otlp_http": "http://HOST:PORT/v1/traces", "service_name": "...",
 //              "flush_interval_ms": 200}
 void load_tracing(const reader& r, element e, gateway_settings& s) {
@@ -597,7 +624,7 @@ void load_embedded_default(gateway_settings& s) {
   s.embedded_default = true;
 }
 
-const std::array<std::string_view, 18> config_keys = {"listen",
+const std::array<std::string_view, 19> config_keys = {"listen",
                                                       "upstream",
                                                       "shards",
                                                       "path",
@@ -614,7 +641,8 @@ const std::array<std::string_view, 18> config_keys = {"listen",
                                                       "upstreams",
                                                       "servers",
                                                       "federation",
-                                                      "tracing"};
+                                                      "tracing",
+                                                      "approvals"};
 
 std::shared_ptr<net::trace_exporter> start_tracing(const gateway_settings& s) {
   if (s.tracing_url.empty()) return nullptr;
@@ -656,6 +684,8 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       load_servers(r, value, s);
     else if (key == "federation")
       load_federation(r, value, s);
+    else if (key == "approvals")
+      load_approvals(r, value, s);
     else if (key == "upstream") {
       if (!value.is_string())
         r.fail(path, "expected a URL or an object {\"url\": ...} or {\"command\": [...]}, got " +
@@ -936,6 +966,11 @@ std::vector<std::string> keep_restart_only(const net::gateway_config& running,
   next.tracing = running.tracing;
   if (started.admin != fresh.admin || started.admin_token_sha256 != fresh.admin_token_sha256)
     changed.push_back("admin");
+  const net::approval_limits &was = started.approvals, &now = fresh.approvals;
+  if (was.max_pending != now.max_pending ||
+      was.max_pending_per_identity != now.max_pending_per_identity ||
+      was.max_standing != now.max_standing || was.max_standing_ms != now.max_standing_ms)
+    changed.push_back("approvals");
   if (started.audit != fresh.audit || running.audit.arguments != next.audit.arguments ||
       running.audit.writer.fsync != next.audit.writer.fsync ||
       running.audit.writer.on_failure != next.audit.writer.on_failure ||

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "net/approval/registry.h"
 #include "net/exchange/gateway_config.h"
 #include "net/upstream/stdio/bridge.h"
 #include "policy/tool_pins.h"
@@ -90,6 +91,7 @@ struct gateway_settings {
   std::string deny_as = "result";
   bool hide_denied_tools = true;
   size_t max_session_counters_per_identity = 256;
+  net::approval_limits approvals;  // "approvals": bounds of calls held for a human
   // Wire settings: limits, timeouts, Host rules, the audit log's options, the session key.
   net::gateway_config wire;
   // Defaults of every upstream (limits.upstream_*_timeout_ms).
@@ -103,7 +105,7 @@ struct gateway_settings {
 };
 
 // Every top-level key a config file may have.
-extern const std::array<std::string_view, 18> config_keys;
+extern const std::array<std::string_view, 19> config_keys;
 
 // Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
 // what was expected and what was found; unknown keys are errors.

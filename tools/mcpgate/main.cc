@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <cxxopts.hpp>
@@ -25,6 +26,8 @@
 #include "core/shard.h"
 #include "core/stderr_log.h"
 #include "net/admin/server.h"
+#include "net/approval/registry.h"
+#include "net/approval/stage.h"
 #include "net/exchange/gate.h"
 #include "net/exchange/policy_gate.h"
 #include "net/exchange/shard.h"
@@ -36,6 +39,7 @@
 #include "policy/identity.h"
 #include "policy/json_writer.h"
 #include "policy/limits.h"
+#include "tools/mcpgate/approvals.h"
 #include "tools/mcpgate/build_stamp.h"
 #include "tools/mcpgate/catalogue.h"
 #include "tools/mcpgate/check.h"
@@ -69,6 +73,8 @@ cxxopts::Options make_options() {
       "                                      starter policy, --pin FILE their pinned definitions\n"
       "  mcpgate pins diff|accept FILE --upstream URL | -- COMMAND ARGS...\n"
       "                                      review and accept changed tool definitions\n"
+      "  mcpgate approvals list | approve ID | deny ID --admin HOST:PORT\n"
+      "                                      decide calls held for approval (approve_if)\n"
       "  mcpgate hash-key [KEY]              print the SHA-256 of an API key (read from stdin\n"
       "                                      when not given) for identities[].key_sha256\n"
       "  (each subcommand takes --help)");
@@ -316,6 +322,15 @@ int run(const tools::gateway_settings& settings) {
     return out;
   };
 
+  // Calls held for approval (approve_if): decided on the admin listener, resumed on their
+  // shard through its inbox (producer shards + 1; the group exists once the shards start).
+  std::atomic<core::shard_group*> shard_inboxes{nullptr};
+  net::approval_registry approvals(
+      settings.approvals, [&shard_inboxes](unsigned shard, const core::message& m) {
+        core::shard_group* g = shard_inboxes.load(std::memory_order_acquire);
+        return g != nullptr && g->inbox(shard).post(g->size() + 1, m);
+      });
+
   // Bound before any shard serves, so that a busy admin address stops the start-up cleanly.
   std::unique_ptr<net::admin_server> admin;
   std::string admin_host;
@@ -343,8 +358,9 @@ int run(const tools::gateway_settings& settings) {
     }
     net::admin_handlers handlers;
     handlers.metrics = [&metrics, &counters, &report_mu, &process_metrics, &tracing, &hub_config,
-                        &hub_stats] {
+                        &hub_stats, &approvals] {
       std::string text = metrics.render() + counters.pins.render();
+      approvals.append_metrics(text);
       if (tracing) text += tracing->render_metrics();
       if (hub_stats) text += net::federation_hub::render_metrics(*hub_config, *hub_stats);
       std::lock_guard lock(report_mu);
@@ -378,6 +394,7 @@ int run(const tools::gateway_settings& settings) {
       std::lock_guard lock(report_mu);
       return policy_report;
     };
+    handlers.approvals = &approvals;
     handlers.reopen = [] {
       ::kill(::getpid(), SIGUSR1);  // the control thread reopens, as for SIGHUP
       return std::string();
@@ -406,8 +423,12 @@ int run(const tools::gateway_settings& settings) {
 
   core::shard_group group(shards, 4096, 10'000'000);
   std::string error = group.start([&](unsigned i) {
-    return std::make_unique<net::proxy_shard>(wire, listeners[i], *stats[i], &metrics);
+    net::stage_list extra;
+    extra.push_back(std::make_unique<net::approval_stage>(approvals));
+    return std::make_unique<net::proxy_shard>(wire, listeners[i], *stats[i], &metrics,
+                                              std::move(extra));
   });
+  shard_inboxes.store(&group, std::memory_order_release);
   if (!error.empty()) {
     core::logf(core::log_level::error, "mcpgate: %s", error.c_str());
     std::_Exit(1);  // shards that did start cannot be stopped cleanly without their peers
@@ -508,6 +529,7 @@ int run(const tools::gateway_settings& settings) {
     m.kind = static_cast<uint32_t>(net::shard_message::drain);
     group.broadcast(m);
     group.join();
+    shard_inboxes.store(nullptr, std::memory_order_release);
     // The shards are done with the bridge: end every child (SIGTERM, then SIGKILL), reap them.
     if (hub) hub->stop();
     for (stdio_bridge_run& b : bridges) b.group->broadcast(m);
@@ -527,6 +549,8 @@ int main(int argc, char** argv) {
     return tools::catalogue_main(std::vector<std::string>(argv + 2, argv + argc));
   if (argc >= 2 && std::string_view(argv[1]) == "pins")
     return tools::pins_main(std::vector<std::string>(argv + 2, argv + argc));
+  if (argc >= 2 && std::string_view(argv[1]) == "approvals")
+    return tools::approvals_main(std::vector<std::string>(argv + 2, argv + argc));
   if (argc >= 2 && std::string_view(argv[1]) == "hash-key")
     return hash_key_main(std::vector<std::string>(argv + 2, argv + argc));
   cxxopts::Options options = make_options();

@@ -1,0 +1,204 @@
+#include "net/approval/stage.h"
+
+#include <simdjson.h>
+
+#include "net/exchange/context.h"
+#include "net/exchange/exchange.h"
+#include "net/exchange/shard.h"
+#include "net/http/writer.h"
+#include "net/observe/audit_record.h"
+#include "policy/identity.h"
+
+namespace mcpgate::net {
+namespace {
+
+std::string sha256_hex(std::string_view bytes) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::array<unsigned char, 32> digest = policy::sha256(bytes);
+  std::string out;
+  out.reserve(64);
+  for (unsigned char b : digest) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+// A JSON-RPC id by value: "n:" and the number as written, "s:" and the unescaped string; empty
+// when it is neither.
+std::string id_key(simdjson::dom::element id) {
+  std::string_view text;
+  if (id.get_string().get(text) == simdjson::SUCCESS) return "s:" + std::string(text);
+  if (id.is_number()) return "n:" + simdjson::minify(id);
+  return {};
+}
+
+std::string raw_id_key(std::string_view token) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  if (parser.parse(simdjson::padded_string(token)).get(e) != simdjson::SUCCESS) return {};
+  return id_key(e);
+}
+
+// params.requestId of a notifications/cancelled.
+std::string cancelled_key(std::string_view params) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e, id;
+  if (parser.parse(simdjson::padded_string(params)).get(e) != simdjson::SUCCESS ||
+      e["requestId"].get(id) != simdjson::SUCCESS)
+    return {};
+  return id_key(id);
+}
+
+}  // namespace
+
+stage_result approval_stage::run(exchange& ex, shard_context& ctx) {
+  if (!ex.messages_current) return stage_result::proceed;
+  std::string_view server = ex.upstream ? std::string_view(ex.upstream->name) : std::string_view();
+  const jsonrpc_message& first = ex.messages.messages.front();
+  if (!ex.messages.batch && first.kind == message_kind::notification &&
+      first.method == "notifications/cancelled" && first.params && registry_.pending_any()) {
+    // The client gives up a call that waits for approval: it ends here (the upstream never
+    // saw it, and would not know the id).
+    std::string key = cancelled_key(*first.params);
+    if (!key.empty() && registry_.cancel_request(ex.identity(), server, ex.session_id, key)) {
+      ex.reply = {202, {}, {}, {}, false, call_decision::allowed, false};
+      return stage_result::replied;
+    }
+  }
+  if (!ex.ticket || !ex.ticket->approval.needed) return stage_result::proceed;
+  const approval_ask& ask = ex.ticket->approval;
+  held_approval& h = ex.approval;
+  h.id.clear();
+  h.by.clear();
+  h.reason.clear();
+  h.tool.assign(ask.tool);
+  h.rule.assign(ask.rule);
+  h.timeout_ms = ask.timeout_ms;
+  std::string digest = sha256_hex(ask.arguments);
+  if (std::optional<std::string> by = registry_.standing(ex.identity(), server, ask.tool, digest)) {
+    h.id = "standing";
+    h.by = std::move(*by);
+    ex.record.approval_id = h.id;
+    ex.record.approval_by = h.by;
+    ex.record.approval_granted = true;
+    return approved(ex, ctx);
+  }
+
+  approval_subject s;
+  s.identity.assign(ex.identity());
+  s.session = ex.session_id;
+  s.server.assign(server);
+  s.tool.assign(ask.tool);
+  s.arguments_sha256 = std::move(digest);
+  std::optional<raw_arguments> raw;
+  if (!ask.arguments.empty()) raw = raw_arguments{ask.arguments.data(), ask.arguments.size()};
+  append_audit_arguments(s.arguments, raw, ex.config->audit.arguments);
+  s.rule.assign(ask.rule);
+  s.message.assign(ask.message);
+  s.policy_revision.assign(ask.policy_revision);
+  s.request_key = raw_id_key(ex.reply_id);
+  approval_registry::hold_result held =
+      registry_.hold(std::move(s), ask.timeout_ms, ctx.id(), resume_message(ex.token()));
+  if (held.status != approval_registry::hold_status::held) {
+    message_ = "tool '" + h.tool + "' needs a human's approval, but ";
+    message_ += held.status == approval_registry::hold_status::full_identity
+                    ? "this identity already has " +
+                          std::to_string(registry_.limits().max_pending_per_identity) +
+                          " calls waiting for one; retry when they are decided"
+                    : "the gateway already holds " +
+                          std::to_string(registry_.limits().max_pending) +
+                          " calls waiting for one; retry later";
+    return refuse(ex, ctx, call_decision::approval_denied);
+  }
+  h.id = std::move(held.id);
+  ex.record.approval_id = h.id;
+  ex.hold_until_ns = ctx.now_ns() + ask.timeout_ms * 1'000'000;
+  return stage_result::held;
+}
+
+stage_result approval_stage::resume(exchange& ex, shard_context& ctx, const core::message&) {
+  held_approval& h = ex.approval;
+  approval_resolution r = registry_.take(h.id);
+  h.by = std::move(r.by);
+  h.reason = std::move(r.reason);
+  ex.record.approval_id = h.id;
+  ex.record.approval_by = h.by;
+  ex.record.approval_reason = h.reason;
+  if (r.state == approval_state::approved) {
+    ex.record.approval_granted = true;
+    return approved(ex, ctx);
+  }
+  if (r.state == approval_state::cancelled) {
+    // The client cancelled it (notifications/cancelled): it expects no answer, but its request
+    // is still open and gets one.
+    ctx.error_body.clear();
+    append_jsonrpc_error(ctx.error_body, ex.reply_id, -32800,
+                         "request cancelled by the client while it waited for approval");
+    ex.reply = {200,  {}, "application/json", ctx.error_body, false, call_decision::cancelled,
+                false};
+    return stage_result::replied;
+  }
+  message_ = "tool '" + h.tool + "' was not approved: denied";
+  if (!h.by.empty()) message_ += " by " + h.by;
+  if (!h.reason.empty()) message_ += ": " + h.reason;
+  return refuse(ex, ctx, call_decision::approval_denied);
+}
+
+stage_result approval_stage::approved(exchange& ex, shard_context& ctx) {
+  // The body was parsed before the hold; the extractor has parsed others since.
+  ex.messages = ctx.extractor.extract(ex.body);
+  ex.messages_current = ex.messages.status == jsonrpc_status::ok;
+  if (!ex.messages_current) {
+    message_ = "tool '" + ex.approval.tool + "' could not be read again after its approval";
+    return refuse(ex, ctx, call_decision::approval_denied);
+  }
+  gate& g = ctx.current_gate();
+  if (!g.owns(*ex.ticket)) {
+    // The configuration was reloaded during the hold: the call is decided by the policy now
+    // in force, for whoever its credential names now.
+    ex.ticket = g.new_ticket();
+    request_view who{ex.method, ex.authorization, {}, ex.protocol_version, {}, {}, false};
+    gate_reply no;
+    if (!g.admit(who, *ex.ticket, no)) {
+      message_ = "tool '" + ex.approval.tool +
+                 "' was approved, but its caller's credential is no longer valid";
+      return refuse(ex, ctx, call_decision::approval_denied);
+    }
+  }
+  request_view view{
+      ex.method, ex.authorization, ex.session_id, ex.protocol_version, ex.target->server, {}, true};
+  gate_reply denied;
+  if (g.decide(view, ex.messages, *ex.ticket, denied)) return stage_result::proceed;
+  // Approved, but a limit (or a policy reloaded meanwhile) refuses it now.
+  ex.reply = {denied.http_status,
+              denied.extra_headers,
+              denied.content_type,
+              denied.body,
+              false,
+              call_decision::denied,
+              true};
+  return stage_result::replied;
+}
+
+stage_result approval_stage::refuse(exchange& ex, shard_context& ctx, call_decision outcome) {
+  gate_reply r;
+  ctx.current_gate().refuse_held(ex.reply_id, ex.approval.tool, ex.approval.rule, outcome, message_,
+                                 r);
+  ex.reply = {r.http_status, r.extra_headers, r.content_type, r.body, false, outcome, false};
+  return stage_result::replied;
+}
+
+bool approval_stage::expired(exchange& ex, shard_context& ctx) {
+  message_ = "tool '" + ex.approval.tool + "' was not approved within " +
+             std::to_string(ex.approval.timeout_ms) + " ms";
+  refuse(ex, ctx, call_decision::approval_timeout);
+  return true;
+}
+
+void approval_stage::cancel(exchange& ex, shard_context&, hold_end why) {
+  registry_.end(ex.approval.id,
+                why == hold_end::deadline ? approval_state::timed_out : approval_state::cancelled);
+}
+
+}  // namespace mcpgate::net

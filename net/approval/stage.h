@@ -1,0 +1,37 @@
+#pragma once
+
+// The approval stage: a tools/call an approve_if rule holds (the gate says so in the ticket's
+// approval_ask) waits here, parked, for a human. The call is recorded in the registry, the
+// exchange is held with the rule's timeout as its deadline, and it goes on when the registry's
+// resume message arrives: approved, it is decided again as approved (limits count it now) and
+// forwarded byte for byte; denied, timed out or abandoned, it never reaches the upstream. A
+// standing approval for the same {identity, server, tool, arguments} lets the call through
+// without holding it.
+
+#include "net/approval/registry.h"
+#include "net/exchange/stage.h"
+#include "net/observe/decision.h"
+
+namespace mcpgate::net {
+
+class approval_stage final : public stage {
+ public:
+  explicit approval_stage(approval_registry& registry) : registry_(registry) {}
+
+  std::string_view name() const override { return "approval"; }
+  stage_phase phase() const override { return stage_phase::body; }
+  stage_result run(exchange& ex, shard_context& ctx) override;
+  stage_result resume(exchange& ex, shard_context& ctx, const core::message& m) override;
+  void cancel(exchange& ex, shard_context& ctx, hold_end why) override;
+  bool expired(exchange& ex, shard_context& ctx) override;
+
+ private:
+  // Decides the call again as approved: proceed, or the gate's refusal (a limit reached).
+  stage_result approved(exchange& ex, shard_context& ctx);
+  stage_result refuse(exchange& ex, shard_context& ctx, call_decision outcome);
+
+  approval_registry& registry_;
+  std::string message_;  // a refusal's text, reused
+};
+
+}  // namespace mcpgate::net
