@@ -272,7 +272,7 @@ void admin_server::run() {
             finish(c, std::move(reply));
             if (stream) {
               c.streaming = true;
-              c.cursor = approvals->events_since(0, c.out);
+              c.cursor = approvals->events_since(approval_registry::new_subscriber, c.out);
               c.keepalive_ms = now + options_.keepalive_interval_ms;
               c.deadline_ms = never;
             }

@@ -167,27 +167,31 @@ bool approval_registry::cancel_request(std::string_view identity, std::string_vi
   return false;
 }
 
+void approval_registry::resolve(record& r, bool approve, std::string_view by,
+                                std::string_view reason) {
+  r.resolution.state = approve ? approval_state::approved : approval_state::denied;
+  r.resolution.by.assign(by);
+  r.resolution.reason.assign(reason);
+  pending_count_.fetch_sub(1, std::memory_order_relaxed);
+  ++ended_total_[static_cast<size_t>(r.resolution.state)];
+  observe_decision(r);
+  publish(approval_state_name(r.resolution.state), r);
+  // The shard's inbox is bounded: a full one drains within a loop turn.
+  for (int tries = 0; !post_(r.shard, r.resume) && tries < 100000; ++tries) sched_yield();
+}
+
 approval_registry::decide_status approval_registry::decide(std::string_view id, bool approve,
                                                            std::string_view by,
-                                                           std::string_view reason, int64_t for_ms,
-                                                           std::string_view only_identity) {
+                                                           std::string_view reason,
+                                                           int64_t for_ms) {
   std::lock_guard lock(mu_);
   auto it = records_.find(id);
   if (it == records_.end()) return decide_status::not_found;
   record& r = it->second;
-  // To another identity, someone else's record does not exist.
-  if (!only_identity.empty() && r.subject.identity != only_identity)
-    return decide_status::not_found;
   if (r.resolution.state != approval_state::pending) return decide_status::already_decided;
-  r.resolution.state = approve ? approval_state::approved : approval_state::denied;
-  pending_count_.fetch_sub(1, std::memory_order_relaxed);
-  r.resolution.by.assign(by);
-  r.resolution.reason.assign(reason);
-  ++ended_total_[static_cast<size_t>(r.resolution.state)];
-  observe_decision(r);
   if (approve && for_ms > 0) {
     if (standing_.size() >= limits_.max_standing) {
-      // Expired ones go first; if all are live, the oldest-expiring does.
+      // Expired ones go first; if all are live, the soonest to expire does.
       int64_t now = core::monotonic_ns();
       std::erase_if(standing_, [now](const auto& kv) { return kv.second.until_ns <= now; });
       if (standing_.size() >= limits_.max_standing) {
@@ -202,9 +206,23 @@ approval_registry::decide_status approval_registry::decide(std::string_view id, 
                            r.subject.arguments_sha256)] = {std::string(by),
                                                            core::monotonic_ns() + ms * 1'000'000};
   }
-  publish(approval_state_name(r.resolution.state), r);
-  // The shard's inbox is bounded: a full one drains within a loop turn.
-  for (int tries = 0; !post_(r.shard, r.resume) && tries < 100000; ++tries) sched_yield();
+  resolve(r, approve, by, reason);
+  return decide_status::decided;
+}
+
+approval_registry::decide_status approval_registry::decide_as_client(std::string_view id,
+                                                                     bool approve,
+                                                                     std::string_view reason,
+                                                                     std::string_view identity,
+                                                                     std::string_view session) {
+  std::lock_guard lock(mu_);
+  auto it = records_.find(id);
+  if (it == records_.end() || !it->second.subject.via_client ||
+      it->second.subject.identity != identity || it->second.subject.session != session)
+    return decide_status::not_found;
+  record& r = it->second;
+  if (r.resolution.state != approval_state::pending) return decide_status::already_decided;
+  resolve(r, approve, "client:" + std::string(identity), reason);
   return decide_status::decided;
 }
 
@@ -299,7 +317,7 @@ uint64_t approval_registry::events_since(uint64_t cursor, std::string& out) cons
   {
     std::lock_guard lock(mu_);
     uint64_t oldest = events_.empty() ? next_event_ : events_.front().first;
-    if (cursor != 0 && cursor + 1 >= oldest) {
+    if (cursor != new_subscriber && cursor + 1 >= oldest) {
       for (const auto& [seq, text] : events_)
         if (seq > cursor) out += text;
       return next_event_ - 1;

@@ -105,19 +105,21 @@ class approval_registry {
   // Approver side. ---------------------------------------------------------------------------
 
   enum class decide_status : uint8_t { decided, not_found, already_decided };
-  // approve or deny a pending call. With for_ms > 0, an approval also stands for the same
-  // {identity, server, tool, arguments} that long (at most max_standing_ms). `only_identity`
-  // non-empty: the caller is that identity (the client's own answer), and may decide only
-  // its own calls.
+  // An operator approves or denies a pending call. With for_ms > 0, an approval also stands
+  // for the same {identity, server, tool, arguments} that long (at most max_standing_ms).
   decide_status decide(std::string_view id, bool approve, std::string_view by,
-                       std::string_view reason, int64_t for_ms = 0,
-                       std::string_view only_identity = {});
+                       std::string_view reason, int64_t for_ms = 0);
+  // The human at the client answers for a call it was asked about: only for a call of the same
+  // identity and session (to anyone else the record does not exist); never a standing one.
+  decide_status decide_as_client(std::string_view id, bool approve, std::string_view reason,
+                                 std::string_view identity, std::string_view session);
 
   // The pending calls as a JSON array, oldest first.
   std::string pending_json() const;
   // Events after `cursor` as SSE text ("event: <kind>\ndata: <json>\n\n"), and the new cursor.
-  // A cursor older than the kept events gets a "snapshot" event (every pending call) first.
-  // cursor 0: only the snapshot.
+  // A new subscriber (new_subscriber), or one whose cursor is older than the kept events, gets
+  // a "snapshot" event (every pending call) instead.
+  static constexpr uint64_t new_subscriber = UINT64_MAX;
   uint64_t events_since(uint64_t cursor, std::string& out) const;
   // Readable (eventfd) when events were added; read it to clear.
   int event_fd() const { return event_fd_; }
@@ -144,6 +146,8 @@ class approval_registry {
   };
 
   void publish(std::string_view kind, const record& r);  // with mu_ held
+  // With mu_ held: the decision on a pending record, told to its shard.
+  void resolve(record& r, bool approve, std::string_view by, std::string_view reason);
   void append_record(std::string& out, const record& r) const;
   void observe_decision(const record& r);  // with mu_ held
   static std::string standing_key(std::string_view identity, std::string_view server,

@@ -6,8 +6,10 @@
 #include "net/exchange/exchange.h"
 #include "net/exchange/shard.h"
 #include "net/http/writer.h"
+#include "net/mcp/session_token.h"
 #include "net/observe/audit_record.h"
 #include "policy/identity.h"
+#include "policy/json_writer.h"
 
 namespace mcpgate::net {
 namespace {
@@ -50,12 +52,73 @@ std::string cancelled_key(std::string_view params) {
   return id_key(id);
 }
 
+// The id of the elicitation request that asks the human at the client, and how its answer is
+// recognised: a response whose id is a string with this prefix is the gateway's, never the
+// upstream's.
+constexpr std::string_view elicitation_prefix = "mcpgate-approval-";
+
+bool declares_elicitation(std::string_view params) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  simdjson::dom::object elicitation;
+  return parser.parse(simdjson::padded_string(params)).get(e) == simdjson::SUCCESS &&
+         e["capabilities"]["elicitation"].get(elicitation) == simdjson::SUCCESS;
+}
+
+// What the human answered: approved only on an explicit accept (and not with approve: false).
+struct client_answer {
+  bool approve = false;
+  std::string reason;
+};
+
+client_answer read_answer(std::string_view body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  if (parser.parse(simdjson::padded_string(body)).get(e) != simdjson::SUCCESS)
+    return {false, "the client's answer could not be read"};
+  std::string_view action, message;
+  if (e["error"]["message"].get(message) == simdjson::SUCCESS)
+    return {false, "the client could not ask its user: " + std::string(message)};
+  if (e["result"]["action"].get(action) != simdjson::SUCCESS)
+    return {false, "the client's answer has no action"};
+  if (action != "accept") return {false, "the user chose " + std::string(action)};
+  bool approve = true;
+  simdjson::dom::element flag;
+  if (e["result"]["content"]["approve"].get(flag) == simdjson::SUCCESS &&
+      flag.get_bool().get(approve) != simdjson::SUCCESS)
+    return {false, "the client's answer has an approve that is not true or false"};
+  if (!approve) return {false, "the user did not tick approve"};
+  return {true, {}};
+}
+
+// Elicitation as a request in a POST's response stream: revisions 2025-06-18 and 2025-11-25.
+bool can_elicit(const exchange& ex) {
+  return (ex.session_flags & session_sealer::flag_elicitation) && !ex.http10 &&
+         (ex.protocol_version == "2025-06-18" || ex.protocol_version == "2025-11-25");
+}
+
 }  // namespace
 
 stage_result approval_stage::run(exchange& ex, shard_context& ctx) {
   if (!ex.messages_current) return stage_result::proceed;
   std::string_view server = ex.upstream ? std::string_view(ex.upstream->name) : std::string_view();
   const jsonrpc_message& first = ex.messages.messages.front();
+  if (!ex.messages.batch && first.kind == message_kind::request && first.method == "initialize" &&
+      first.params && declares_elicitation(*first.params))
+    ex.session_flags |= session_sealer::flag_elicitation;  // sealed into the session's token
+  if (!ex.messages.batch &&
+      (first.kind == message_kind::response || first.kind == message_kind::error_response) &&
+      first.id.size() > elicitation_prefix.size() + 2 && first.id.front() == '"' &&
+      first.id.substr(1, elicitation_prefix.size()) == elicitation_prefix) {
+    // The human at the client answered the gateway's question: the held call is decided, and
+    // the answer goes no further (the upstream never asked). Only the caller's own calls.
+    std::string_view id = first.id.substr(1 + elicitation_prefix.size());
+    id.remove_suffix(1);
+    client_answer a = read_answer(ex.body_bytes);
+    registry_.decide_as_client(id, a.approve, a.reason, ex.identity(), ex.session_id);
+    ex.reply = {202, {}, {}, {}, false, call_decision::allowed, false};
+    return stage_result::replied;
+  }
   if (!ex.messages.batch && first.kind == message_kind::notification &&
       first.method == "notifications/cancelled" && first.params && registry_.pending_any()) {
     // The client gives up a call that waits for approval: it ends here (the upstream never
@@ -85,7 +148,9 @@ stage_result approval_stage::run(exchange& ex, shard_context& ctx) {
     return approved(ex, ctx);
   }
 
+  bool elicit = ask.via_client && can_elicit(ex);
   approval_subject s;
+  s.via_client = elicit;
   s.identity.assign(ex.identity());
   s.session = ex.session_id;
   s.server.assign(server);
@@ -98,6 +163,7 @@ stage_result approval_stage::run(exchange& ex, shard_context& ctx) {
   s.message.assign(ask.message);
   s.policy_revision.assign(ask.policy_revision);
   s.request_key = raw_id_key(ex.reply_id);
+  std::string arguments_shown = s.arguments;
   approval_registry::hold_result held =
       registry_.hold(std::move(s), ask.timeout_ms, ctx.id(), resume_message(ex.token()));
   if (held.status != approval_registry::hold_status::held) {
@@ -114,6 +180,7 @@ stage_result approval_stage::run(exchange& ex, shard_context& ctx) {
   h.id = std::move(held.id);
   ex.record.approval_id = h.id;
   ex.hold_until_ns = ctx.now_ns() + ask.timeout_ms * 1'000'000;
+  if (elicit) ask_client(ex, arguments_shown);
   return stage_result::held;
 }
 
@@ -187,6 +254,34 @@ stage_result approval_stage::refuse(exchange& ex, shard_context& ctx, call_decis
                                  r);
   ex.reply = {r.http_status, r.extra_headers, r.content_type, r.body, false, outcome, false};
   return stage_result::replied;
+}
+
+// The question, as an elicitation/create request at the head of the call's own response
+// stream: the client's user sees what is called with what, and a form with one box to tick.
+void approval_stage::ask_client(exchange& ex, std::string_view arguments_shown) {
+  using policy::append_json_string;
+  std::string text = "The gateway holds a call to the tool '" + ex.approval.tool + "'";
+  if (ex.upstream) text += " of server '" + ex.upstream->name + "'";
+  text += " for your approval.";
+  if (!ex.ticket->approval.message.empty()) text += " " + std::string(ex.ticket->approval.message);
+  if (!arguments_shown.empty() && arguments_shown != "null")
+    text += " Arguments: " + std::string(arguments_shown);
+  std::string request = "{\"jsonrpc\":\"2.0\",\"id\":\"";
+  request += elicitation_prefix;
+  request += ex.approval.id;
+  request += "\",\"method\":\"elicitation/create\",\"params\":{\"message\":";
+  append_json_string(request, text);
+  request +=
+      ",\"requestedSchema\":{\"type\":\"object\",\"properties\":{\"approve\":{\"type\":"
+      "\"boolean\",\"title\":\"Approve\",\"description\":\"Run this call once\"}},"
+      "\"required\":[\"approve\"]}}}";
+  std::string& out = ex.interim;
+  out =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+      "Transfer-Encoding: chunked\r\n";
+  if (!ex.keep_alive) out += "Connection: close\r\n";
+  out += "\r\n";
+  append_event_chunk(out, request);
 }
 
 bool approval_stage::expired(exchange& ex, shard_context& ctx) {

@@ -7,6 +7,12 @@
 // forwarded byte for byte; denied, timed out or abandoned, it never reaches the upstream. A
 // standing approval for the same {identity, server, tool, arguments} lets the call through
 // without holding it.
+//
+// With "via": "client", a client that declared elicitation (sealed into its session's token at
+// initialize) on revision 2025-06-18 or 2025-11-25 is asked itself: the call's response becomes
+// an event stream at once, its first event an elicitation/create request; the client's answer
+// (a response to that request, on a POST of its own) decides, and whatever then answers the
+// call comes as the stream's last event. Operators can still decide it on the admin listener.
 
 #include "net/approval/registry.h"
 #include "net/exchange/stage.h"
@@ -29,6 +35,8 @@ class approval_stage final : public stage {
   // Decides the call again as approved: proceed, or the gate's refusal (a limit reached).
   stage_result approved(exchange& ex, shard_context& ctx);
   stage_result refuse(exchange& ex, shard_context& ctx, call_decision outcome);
+  // Asks the human at the client (elicitation/create in the call's response stream).
+  void ask_client(exchange& ex, std::string_view arguments_shown);
 
   approval_registry& registry_;
   std::string message_;  // a refusal's text, reused

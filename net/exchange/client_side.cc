@@ -385,9 +385,16 @@ void client_side::reply(client_conn& c, const gateway_reply& r) {
   bool close_after = r.close || ctx_.draining || !c.ex.keep_alive;
   std::string& out = ctx_.reply_scratch;
   out.clear();
-  // A HEAD reply states the length, no body.
-  append_response(out, r.status, r.extra_headers, r.content_type, r.body, close_after,
-                  c.ex.method == http_method::head);
+  if (c.ex.response_streaming) {
+    // The response is already an event stream (a stage sent its head while it held the
+    // exchange): the answer is its last event.
+    append_stream_end(out, r.body);
+    c.ex.response_streaming = false;
+  } else {
+    // A HEAD reply states the length, no body.
+    append_response(out, r.status, r.extra_headers, r.content_type, r.body, close_after,
+                    c.ex.method == http_method::head);
+  }
   send(c, out);
   if (!c.ex.record.prepared())
     ctx_.record->prepare(c.ex.record, nullptr, c.ex.subject(), ctx_.labels());

@@ -84,6 +84,10 @@ struct exchange {
   std::string cached_token;
   std::string cached_owner;
   std::string cached_upstream_id;
+  uint8_t cached_flags = 0;
+  // What the session's token says of its client (session_sealer::flag_*); an initialize sets
+  // what its client declared, to be sealed into the token its response carries.
+  uint8_t session_flags = 0;
   std::string protocol_version;
   std::string authorization;
   std::string mcp_method_header;  // 2026-07-28 routing headers, checked against the body
@@ -120,6 +124,12 @@ struct exchange {
   core::deadline_slot hold_deadline;
   gateway_reply reply;  // filled by a stage that returns replied
   held_approval approval;
+  // What a stage that holds the exchange wants the client to have meanwhile: the head of an
+  // event stream (chunked) and its first events, sent when the hold begins. From then on the
+  // response is that stream: whatever answers the request (the upstream's response, a reply
+  // of the gateway's) goes out as events in it, and its last chunk ends it.
+  std::string interim;
+  bool response_streaming = false;
 
   bool held() const { return holder != nullptr; }
   // The name a message for this exchange carries (net/exchange/shard.h: resume_message).

@@ -119,6 +119,8 @@ bool client_side::begin_request(client_conn& c, const request_head& h) {
   ex.head_stages_done = false;
   ex.holder = nullptr;
   ex.hold_deadline = {};
+  ex.interim.clear();
+  ex.response_streaming = false;
   set_deadline(c, ctx_.now_ns() + ex.config->header_timeout_ms * ms);
 
   std::string_view path, query;
@@ -284,6 +286,11 @@ void client_side::hold(client_conn& c, stage& holder) {
   ex.holder = &holder;
   if (!ex.head_stages_done && ex.parsed_head && ex.held_head.empty())
     ex.held_head.assign(ex.head);  // the head stages after this one read the head again
+  if (!ex.interim.empty()) {
+    send(c, ex.interim);
+    ex.interim.clear();
+    ex.response_streaming = true;
+  }
   if (ex.body.data && ex.body.data != ex.held_body.data()) {
     ex.held_body.reserve(ex.body.size + core::byte_buffer::padding);
     ex.held_body.assign(ex.body.data, ex.body.size);

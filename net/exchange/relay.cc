@@ -92,12 +92,14 @@ void relay::uncount_sse(upstream_conn& u) {
 bool relay::seal_session(client_conn& c, std::string_view upstream_id, std::string& out) {
   exchange& ex = c.ex;
   std::string_view who = ex.identity();
-  if (upstream_id == ex.cached_upstream_id && who == ex.cached_owner && !ex.cached_token.empty()) {
+  if (upstream_id == ex.cached_upstream_id && who == ex.cached_owner &&
+      ex.session_flags == ex.cached_flags && !ex.cached_token.empty()) {
     out += ex.cached_token;
     return true;
   }
   size_t before = out.size();
-  if (!ctx_.sealer.seal(upstream_id, who, out)) return false;
+  if (!ctx_.sealer.seal(upstream_id, who, out, ex.session_flags)) return false;
+  ex.cached_flags = ex.session_flags;
   assign(ex.cached_token, std::string_view(out).substr(before));
   assign(ex.cached_upstream_id, upstream_id);
   assign(ex.cached_owner, who);
@@ -134,6 +136,8 @@ bool relay::relay_head(upstream_conn& u, client_conn& c, std::string_view data, 
     u.keep_alive = rh.keep_alive();
     u.sse = is_event_stream(rh.headers().find("content-type"));
     u.filtering = ex.ticket->filter_response && u.status == 200 && u.framing != body_framing::none;
+    u.into_stream = ex.response_streaming;
+    if (u.into_stream) u.filtering = true;
     // A relayed body has no size limit (an event stream may run for days); one the gateway
     // holds to filter (a JSON tools/list) has the request body's.
     bool held_whole = u.filtering && !u.sse;
@@ -200,6 +204,12 @@ bool relay::relay_head(upstream_conn& u, client_conn& c, std::string_view data, 
     if (u.filtering) {
       u.filter_body.clear();
       u.events_base = 0;
+      if (u.into_stream) {
+        // The client has the stream's head already: only events go to it from here on.
+        u.head_relayed = true;
+        if (u.sse) u.events = std::make_unique<sse_parser>(config.http.max_body);
+        continue;
+      }
       if (u.sse) {
         // Events are re-emitted one by one: the client gets a chunked stream (or, for an
         // HTTP/1.0 client, one delimited by the close).
@@ -396,7 +406,17 @@ void relay::on_failed(upstream_conn& u, int err) {
                                                    : "reset";
   c->ex.ticket->completed(status, true);
   clients_.record_finish(*c, call_decision::upstream_error, false, true, status);
-  if (was_chunked_at_boundary) clients_.send(*c, last_chunk);
+  if (c->ex.response_streaming) {
+    // The gateway frames this stream: it ends with an event saying what failed.
+    std::string out, error;
+    append_jsonrpc_error(
+        error, c->ex.reply_id, -32603,
+        "the upstream's response broke off: " + std::string(c->ex.record.upstream_failure));
+    append_stream_end(out, error);
+    clients_.send(*c, out);
+  } else if (was_chunked_at_boundary) {
+    clients_.send(*c, last_chunk);
+  }
   clients_.end_broken_response(*c);
 }
 
@@ -411,6 +431,29 @@ void relay::record_tool_changes(const gate& g, const client_conn& c) {
 // malformed: it is not forwarded.
 bool relay::emit_filtered(upstream_conn& u, client_conn& c, bool done) {
   gate& g = ctx_.current_gate();
+  bool filter = c.ex.ticket->filter_response;
+  if (!u.sse && u.into_stream) {
+    if (!done) return true;
+    std::string& out = head_scratch_;
+    out.clear();
+    std::string_view body = u.filter_body;
+    size_t first = body.find_first_not_of(" \t\r\n");
+    if (u.status == 200 && first != std::string_view::npos && body[first] == '{') {
+      // Validated JSON can hold a raw line break only as whitespace: as a space it stays the
+      // same message on one data line.
+      for (char& ch : u.filter_body)
+        if (ch == '\n' || ch == '\r') ch = ' ';
+      append_stream_end(out, u.filter_body);
+    } else {
+      std::string error;
+      append_jsonrpc_error(error, c.ex.reply_id, -32603,
+                           "the upstream answered HTTP " + std::to_string(u.status) +
+                               " without a JSON-RPC response");
+      append_stream_end(out, error);
+    }
+    clients_.send(c, out);
+    return true;
+  }
   if (!u.sse) {
     if (!done) return true;
     std::string_view body = u.filter_body;
@@ -461,7 +504,8 @@ bool relay::emit_filtered(upstream_conn& u, client_conn& c, bool done) {
     // Only an event carrying a message goes to the gate: comments, retry and id fields, and
     // events with empty data (the priming event a 2025-11-25 server opens its stream with)
     // carry none, and are passed on as they came.
-    bool message = ev.dispatch && ev.data.find_first_not_of(" \t\r\n") != std::string_view::npos;
+    bool message =
+        filter && ev.dispatch && ev.data.find_first_not_of(" \t\r\n") != std::string_view::npos;
     filter_result fr =
         message ? g.filter_response(*c.ex.ticket, ev.data, u.filter_out) : filter_result::unchanged;
     if (message) record_tool_changes(g, c);

@@ -108,10 +108,12 @@ class session_stage final : public stage {
   std::string_view name() const override { return "session"; }
   stage_phase phase() const override { return stage_phase::head; }
   stage_result run(exchange& ex, shard_context& ctx) override {
+    ex.session_flags = 0;
     if (!ex.names_session) return stage_result::proceed;
     std::string_view who = ex.identity();
     if (ex.session_token != ex.cached_token || who != ex.cached_owner) {
-      std::optional<std::string_view> upstream_id = ctx.sealer.open(ex.session_token, who);
+      std::optional<std::string_view> upstream_id =
+          ctx.sealer.open(ex.session_token, who, &ex.cached_flags);
       if (!upstream_id) {
         ex.record.reply_rule = "session";
         return error_reply(ex, ctx, gateway_error::session_not_found, {}, has_body(ex));
@@ -121,6 +123,7 @@ class session_stage final : public stage {
       assign(ex.cached_owner, who);
     }
     ex.session_id = ex.cached_upstream_id;
+    ex.session_flags = ex.cached_flags;
     return stage_result::proceed;
   }
 };

@@ -125,4 +125,17 @@ void append_jsonrpc_error(std::string& out, std::string_view id, int code,
   out += "}}";
 }
 
+void append_event_chunk(std::string& out, std::string_view message) {
+  static constexpr std::string_view head = "event: message\ndata: ";
+  append_chunk_size(out, head.size() + message.size() + 2);
+  out += head;
+  out += message;
+  out += "\n\n\r\n";
+}
+
+void append_stream_end(std::string& out, std::string_view message) {
+  if (!message.empty()) append_event_chunk(out, message);
+  out += last_chunk;
+}
+
 }  // namespace mcpgate::net

@@ -25,6 +25,11 @@ void append_chunk(std::string& out, std::string_view data);
 // The chunk-size line alone, for a chunk whose data the caller appends (then "\r\n").
 void append_chunk_size(std::string& out, size_t n);
 inline constexpr std::string_view last_chunk = "0\r\n\r\n";
+// A JSON-RPC message as one event of a chunked event stream ("event: message", its data on one
+// line: the message must hold no raw line break), in one chunk.
+void append_event_chunk(std::string& out, std::string_view message);
+// The last event of a chunked event stream, then the last chunk; no event for an empty message.
+void append_stream_end(std::string& out, std::string_view message);
 
 // A complete response: status line, `extra_headers` (complete lines), Content-Type when
 // given, Content-Length, "Connection: close" when `close`, and the body (left out when

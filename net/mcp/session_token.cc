@@ -14,6 +14,8 @@ namespace {
 constexpr size_t nonce_bytes = 12;
 constexpr size_t tag_bytes = 16;
 constexpr unsigned char version = 1;
+// The same, followed by one byte of session flags (session_sealer::flag_*), then the identity.
+constexpr unsigned char version_with_flags = 2;
 constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 session_key derive(const session_key& key, std::string_view purpose) {
@@ -94,21 +96,26 @@ session_sealer::session_sealer(const session_key& key)
       enc_key_(derive(key, "mcpgate session token encryption\n")),
       nonce_key_(derive(key, "mcpgate session token nonce\n")) {
   if (!ctx_) std::abort();  // out of memory at start-up
-  plain_.reserve(max_identity + 1);
-  scratch_.reserve(nonce_bytes + max_identity + 1 + tag_bytes);
+  plain_.reserve(max_identity + 2);
+  scratch_.reserve(nonce_bytes + max_identity + 2 + tag_bytes);
 }
 
 session_sealer::~session_sealer() {
   EVP_CIPHER_CTX_free(ctx_);
 }
 
-bool session_sealer::seal(std::string_view upstream_id, std::string_view identity,
-                          std::string& out) {
+bool session_sealer::seal(std::string_view upstream_id, std::string_view identity, std::string& out,
+                          uint8_t flags) {
   if (upstream_id.size() > max_upstream_id || identity.size() > max_identity ||
       !header_safe(upstream_id))
     return false;
   plain_.clear();
-  plain_ += static_cast<char>(version);
+  if (flags == 0) {
+    plain_ += static_cast<char>(version);
+  } else {
+    plain_ += static_cast<char>(version_with_flags);
+    plain_ += static_cast<char>(flags);
+  }
   plain_.append(identity);
 
   // nonce = HMAC(nonce key, upstream id | 0 | plaintext), first 12 bytes.
@@ -121,7 +128,7 @@ bool session_sealer::seal(std::string_view upstream_id, std::string_view identit
   HMAC(EVP_sha256(), nonce_key_.data(), static_cast<int>(nonce_key_.size()),
        reinterpret_cast<const unsigned char*>(material.data()), material.size(), mac, &mac_len);
 
-  unsigned char blob[nonce_bytes + max_identity + 1 + tag_bytes];
+  unsigned char blob[nonce_bytes + max_identity + 2 + tag_bytes];
   std::memcpy(blob, mac, nonce_bytes);
   int len = 0;
   bool ok = EVP_EncryptInit_ex(ctx_, EVP_aes_256_gcm(), nullptr, enc_key_.data(), blob) == 1 &&
@@ -144,13 +151,13 @@ bool session_sealer::seal(std::string_view upstream_id, std::string_view identit
 }
 
 std::optional<std::string_view> session_sealer::open(std::string_view token,
-                                                     std::string_view identity) {
+                                                     std::string_view identity, uint8_t* flags) {
   size_t dot = token.rfind('.');
   if (dot == std::string_view::npos || identity.size() > max_identity) return std::nullopt;
   std::string_view upstream_id = token.substr(0, dot);
   std::string_view sealed = token.substr(dot + 1);
   if (upstream_id.size() > max_upstream_id || !header_safe(upstream_id) ||
-      sealed.size() > (nonce_bytes + max_identity + 1 + tag_bytes) * 4 / 3 + 4)
+      sealed.size() > (nonce_bytes + max_identity + 2 + tag_bytes) * 4 / 3 + 4)
     return std::nullopt;
   std::string& blob = scratch_;
   if (!decode_base64url(sealed, blob) || blob.size() < nonce_bytes + 1 + tag_bytes)
@@ -171,9 +178,17 @@ std::optional<std::string_view> session_sealer::open(std::string_view token,
   // The tag is checked here: a token altered in any byte, or sealed by another key, fails.
   ok = ok &&
        EVP_DecryptFinal_ex(ctx_, reinterpret_cast<unsigned char*>(plain_.data()) + len, &tail) == 1;
-  if (!ok || plain_.empty() || static_cast<unsigned char>(plain_[0]) != version)
+  if (!ok || plain_.empty()) return std::nullopt;
+  size_t at = 1;
+  uint8_t found = 0;
+  if (static_cast<unsigned char>(plain_[0]) == version_with_flags && plain_.size() >= 2) {
+    found = static_cast<uint8_t>(plain_[1]);
+    at = 2;
+  } else if (static_cast<unsigned char>(plain_[0]) != version) {
     return std::nullopt;
-  if (std::string_view(plain_).substr(1) != identity) return std::nullopt;
+  }
+  if (std::string_view(plain_).substr(at) != identity) return std::nullopt;
+  if (flags) *flags = found;
   return upstream_id;
 }
 

@@ -6,6 +6,9 @@
 //
 //   <upstream id>.<base64url(nonce | AES-256-GCM(identity) | tag)>
 //
+// (with one byte of flags before the identity when the client declared something the gateway
+// acts on, such as elicitation for approvals)
+//
 // with the upstream's id as associated data, so the token is valid only for the identity
 // sealed into it and only together with that upstream id. A request naming a session is
 // answered 404 (JSON-RPC -32001, as for an unknown session) unless its token opens for the
@@ -44,13 +47,20 @@ class session_sealer {
   session_sealer(const session_sealer&) = delete;
   session_sealer& operator=(const session_sealer&) = delete;
 
-  // Appends the token for `upstream_id` created by `identity` to `out`. False (nothing
-  // appended) when either is too long or the upstream id holds bytes a header may not carry.
-  bool seal(std::string_view upstream_id, std::string_view identity, std::string& out);
+  // What the gateway learned of the session's client at initialize, sealed with it.
+  static constexpr uint8_t flag_elicitation = 1;  // the client declared elicitation
 
-  // The upstream id inside `token` when the token was sealed by this key for `identity`;
-  // nothing for any other token (forged, altered, another identity's, another key's).
-  std::optional<std::string_view> open(std::string_view token, std::string_view identity);
+  // Appends the token for `upstream_id` created by `identity` (with `flags`) to `out`. False
+  // (nothing appended) when either is too long or the upstream id holds bytes a header may
+  // not carry.
+  bool seal(std::string_view upstream_id, std::string_view identity, std::string& out,
+            uint8_t flags = 0);
+
+  // The upstream id inside `token` when the token was sealed by this key for `identity`
+  // (and its flags into *flags); nothing for any other token (forged, altered, another
+  // identity's, another key's).
+  std::optional<std::string_view> open(std::string_view token, std::string_view identity,
+                                       uint8_t* flags = nullptr);
 
  private:
   EVP_CIPHER_CTX* ctx_;

@@ -61,6 +61,10 @@ struct upstream_conn {
   // Filtering (the gate rewrites the response, e.g. tools/list per grant): the body is decoded
   // here; a JSON body is held whole, an SSE stream is re-emitted event by event, chunked.
   bool filtering = false;
+  // The client's response is already an event stream (exchange::response_streaming): the
+  // response is decoded as when filtering, and its head is not sent; a JSON body becomes one
+  // event, an SSE body's events pass on, and the last chunk ends the stream.
+  bool into_stream = false;
   std::string held_head;
   std::unique_ptr<sse_parser> events;
   uint64_t events_base = 0;  // stream offset of filter_body[0]

@@ -13,6 +13,8 @@ import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
 import {gateway_bin, poll, skip_without_gateway, start_gateway, stop_all} from './lib/harness.mjs';
+import {ElicitRequestSchema} from '@modelcontextprotocol/sdk/types.js';
+
 import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
 import {fixture} from './lib/stdio.mjs';
 
@@ -281,4 +283,131 @@ describe('calls held for a human\'s approval', {skip: skip_without_gateway}, () 
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no pending approval/);
   });
+});
+
+// "via": "client": the human at the client is asked with elicitation/create in the call's own
+// response stream, and the client's answer decides.
+describe('approval asked of the human at the client', {skip: skip_without_gateway}, () => {
+  let dir = null;
+  let gateway = null;
+  let audit = null;
+  const clients = [];
+  const keys = {alice: randomBytes(24).toString('base64url'), bob: randomBytes(24).toString('base64url'),
+                carol: randomBytes(24).toString('base64url')};
+  const admin_token = randomBytes(24).toString('base64url');
+  const auth = {authorization: `Bearer ${admin_token}`};
+
+  // A client for `name` whose user answers every elicitation with `answer` (null: a client
+  // that did not declare elicitation); the questions it was asked are in `asked`.
+  async function client_of(name, answer) {
+    const asked = [];
+    const {client} = await connect_client(gateway.url, {
+      key: keys[name],
+      capabilities: answer ? {elicitation: {}} : {},
+      install: (c) => {
+        if (!answer) return;
+        c.setRequestHandler(ElicitRequestSchema, async (request) => {
+          asked.push(request.params);
+          const pending = await (await fetch(`${gateway.admin_url}/approvals`, {headers: auth})).json();
+          asked.push(pending);
+          return answer;
+        });
+      },
+    });
+    clients.push(client);
+    return {client, asked};
+  }
+  const clear = (client, session_id) => client.callTool(
+      {name: 'clear_session', arguments: {session_id}}, undefined, request_options);
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-approvals-client-'));
+    await mkdir(path.join(dir, 'workspace'));
+    audit = path.join(dir, 'audit.log');
+    await writeFile(path.join(dir, 'policy.json'), JSON.stringify({
+      tools: {clear_session: {approve_if: {conditions: [], via: 'client', timeout_ms: 30_000,
+                                           message: 'Clearing a session loses its state.'}}},
+    }));
+    const config = path.join(dir, 'mcpgate.json');
+    await writeFile(config, JSON.stringify({
+      upstream: {command: ['python3', fixture, '--dir', path.join(dir, 'workspace')]},
+      identities: Object.entries(keys).map(([name, key]) => ({name, key_sha256: sha256_hex(key),
+                                                               grant: 'agents'})),
+      grants: {agents: {policy: 'policy.json'}},
+      audit: {path: audit, flush_interval_ms: 10, arguments: 'full'},
+      admin: {listen: '127.0.0.1:0', token_sha256: sha256_hex(admin_token)},
+    }));
+    gateway = await start_gateway({config, admin: true});
+  });
+
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await stop_all(gateway);
+    if (dir) await rm(dir, {recursive: true, force: true});
+  });
+
+  test('a client whose user accepts gets the real result', {timeout: 60_000}, async () => {
+    const {client, asked} = await client_of('alice', {action: 'accept', content: {approve: true}});
+    await client.callTool({name: 'run_python_code', arguments: {code: 'x = 1', session_id: 's1'}});
+    const result = await clear(client, 's1');
+    assert.equal(text_of(result), "Session 's1' cleared.");
+    assert.equal(asked.length, 2, 'asked once');
+    assert.match(asked[0].message, /tool 'clear_session' of server 'default' for your approval/);
+    assert.match(asked[0].message, /Clearing a session loses its state\. Arguments: \{"session_id":"s1"\}/);
+    assert.deepEqual(asked[0].requestedSchema.required, ['approve']);
+    assert.equal(asked[1][0].via, 'client', 'operators see it too, marked as asked of the client');
+    const line = await poll(async () => (await audit_lines(audit)).find(
+                                (l) => l.tool === 'clear_session' && l.identity === 'alice'),
+                            {what: 'the approved call in the audit log'});
+    assert.equal(line.decision, 'allowed');
+    assert.equal(line.approved_by, 'client:alice');
+    assert.equal(line.upstream_status, 200);
+  });
+
+  test('a client whose user declines gets the denial', {timeout: 60_000}, async () => {
+    const {client, asked} = await client_of('bob', {action: 'decline'});
+    await client.callTool({name: 'run_python_code', arguments: {code: 'x = 1', session_id: 's2'}});
+    const result = await clear(client, 's2');
+    assert.equal(asked.length, 2);
+    assert.equal(result.isError, true);
+    assert.equal(result.structuredContent.decision, 'approval_denied');
+    assert.equal(text_of(result), "[POLICY DENIED] tool 'clear_session' was not approved: " +
+                                      'denied by client:bob: the user chose decline');
+    assert.match(text_of(await client.callTool({name: 'list_sessions', arguments: {}})),
+                 /Session: s2\b/, 'the server never ran it');
+    const line = await poll(async () => (await audit_lines(audit)).find(
+                                (l) => l.tool === 'clear_session' && l.identity === 'bob'),
+                            {what: 'the declined call in the audit log'});
+    assert.equal(line.decision, 'approval_denied');
+    assert.equal(line.denied_by, 'client:bob');
+  });
+
+  test('a client without elicitation is asked of an operator instead', {timeout: 60_000},
+       async () => {
+         const {client} = await client_of('carol', null);
+         const call = clear(client, 's3');
+         const record = await poll(async () => (await (await fetch(
+                                       `${gateway.admin_url}/approvals`, {headers: auth})).json())
+                                       .find((c) => c.identity === 'carol'),
+                                   {what: 'carol\'s call held for an operator'});
+         assert.equal(record.via, 'operator');
+         // Another identity cannot answer carol's call as if it were its client.
+         const reply = await fetch(gateway.url, {
+           method: 'POST',
+           headers: {'content-type': 'application/json',
+                     'accept': 'application/json, text/event-stream',
+                     'authorization': `Bearer ${keys.bob}`},
+           body: JSON.stringify({jsonrpc: '2.0', id: `mcpgate-approval-${record.id}`,
+                                 result: {action: 'accept', content: {approve: true}}}),
+         });
+         assert.equal(reply.status, 202, 'an answer to a question never asked goes nowhere');
+         assert.equal((await (await fetch(`${gateway.admin_url}/approvals`, {headers: auth}))
+                           .json()).length,
+                      1, 'still pending');
+         await fetch(`${gateway.admin_url}/approvals/${record.id}/approve`, {
+           method: 'POST', headers: {...auth, 'content-type': 'application/json'},
+           body: JSON.stringify({by: 'ops'}),
+         });
+         assert.equal(text_of(await call), "Session 's3' not found.");
+       });
 });
