@@ -20,6 +20,7 @@ std::string_view approvals_page() {
   fieldset { border: 1px solid #d0d5dd; border-radius: 6px; margin: 0 0 1rem; padding: .6rem 1rem; }
   legend { font-weight: 600; }
   label { margin-right: .4rem; }
+  fieldset input, fieldset button { margin-right: 1.2rem; }
   input, select, button { font: inherit; }
   input[type=text], input[type=password] { padding: .25rem .4rem; }
   button { border: 1px solid transparent; border-radius: 5px; cursor: pointer; padding: .3rem .8rem; }

@@ -1,0 +1,164 @@
+// The approvals page (issue #16) in a real browser: headless Chromium (Debian's, driven by
+// puppeteer-core) opens /ui/approvals on the admin listener, sees a held call appear without
+// reloading, approves it from the keyboard and denies another with the mouse; the clients'
+// calls complete accordingly. A screenshot of the page with a call waiting is written next to
+// the gateway binary (under build/), for the README.
+import assert from 'node:assert/strict';
+import {createHash, randomBytes} from 'node:crypto';
+import {existsSync} from 'node:fs';
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {after, before, describe, test} from 'node:test';
+
+import puppeteer from 'puppeteer-core';
+
+import {gateway_bin, poll, skip_without_gateway, start_gateway, stop_all} from './lib/harness.mjs';
+import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
+import {fixture} from './lib/stdio.mjs';
+
+// Debian's chromium, which tools/setup installs: a missing browser fails the test, it does not
+// skip it.
+const chromium = '/usr/bin/chromium';
+
+function sha256_hex(text) { return createHash('sha256').update(text).digest('hex'); }
+
+async function audit_lines(file) {
+  if (!existsSync(file)) return [];
+  return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+describe('the approvals page', {skip: skip_without_gateway}, () => {
+  let dir = null;
+  let gateway = null;
+  let audit = null;
+  let browser = null;
+  let page = null;
+  const clients = [];
+  const admin_token = randomBytes(24).toString('base64url');
+  const keys = {alice: randomBytes(24).toString('base64url'), bob: randomBytes(24).toString('base64url')};
+
+  async function client_of(name) {
+    const {client} = await connect_client(gateway.url, {key: keys[name]});
+    clients.push(client);
+    return client;
+  }
+  const clear = (client, session_id) =>
+      client.callTool({name: 'clear_session', arguments: {session_id}}, undefined,
+                      {...request_options, timeout: 60_000});
+  const status_text = () => page.$eval('#status', (e) => e.textContent);
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-approvals-ui-'));
+    await mkdir(path.join(dir, 'workspace'));
+    audit = path.join(dir, 'audit.log');
+    await writeFile(path.join(dir, 'policy.json'), JSON.stringify({
+      tools: {clear_session: {approve_if: {conditions: [],
+                                           message: 'Clearing a session loses its state.'}}},
+    }));
+    const config = path.join(dir, 'mcpgate.json');
+    await writeFile(config, JSON.stringify({
+      upstream: {command: ['python3', fixture, '--dir', path.join(dir, 'workspace')]},
+      identities: Object.entries(keys).map(([name, key]) => ({name, key_sha256: sha256_hex(key),
+                                                               grant: 'agents'})),
+      grants: {agents: {policy: 'policy.json'}},
+      audit: {path: audit, flush_interval_ms: 10, arguments: 'full'},
+      admin: {listen: '127.0.0.1:0', token_sha256: sha256_hex(admin_token)},
+    }));
+    gateway = await start_gateway({config, admin: true});
+    browser = await puppeteer.launch({
+      executablePath: chromium,
+      headless: true,
+      // Root in a container has no user namespace for Chromium's sandbox.
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
+    page = await browser.newPage();
+    await page.setViewport({width: 1200, height: 640});
+  });
+
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await browser?.close();
+    await stop_all(gateway);
+    if (dir) await rm(dir, {recursive: true, force: true});
+  });
+
+  test('a held call appears live and is approved from the keyboard', {timeout: 90_000},
+       async () => {
+         const reply = await page.goto(`${gateway.admin_url}/ui/approvals`);
+         assert.equal(reply.status(), 200, 'the page itself needs no token: it holds no data');
+         assert.match(reply.headers()['content-security-policy'], /connect-src 'self'/);
+         // Without the token the stream is refused, and the page says so.
+         await page.waitForFunction(
+             () => document.querySelector('#status').textContent.includes('needs its token'));
+         // Every control has a label.
+         for (const id of ['by', 'token'])
+           assert.equal(await page.$eval(`label[for=${id}]`, (l) => l.textContent.length > 0), true);
+         await page.type('#by', 'ops-oncall');
+         await page.type('#token', admin_token);
+         await page.click('#connect');
+         await page.waitForFunction(
+             () => document.querySelector('#status').textContent.startsWith('Connected'));
+
+         const alice = await client_of('alice');
+         await alice.callTool({name: 'run_python_code', arguments: {code: 'x = 1', session_id: 's1'}});
+         const call = clear(alice, 's1');
+         // The row arrives over the event stream: no reload.
+         await page.waitForSelector('#rows tr[data-id]', {timeout: 20_000});
+         const row = await page.$eval('#rows tr', (tr) => tr.textContent);
+         assert.match(row, /clear_session/);
+         assert.match(row, /alice/);
+         assert.match(row, /"session_id": "s1"/);
+         assert.match(row, /Clearing a session loses its state\./);
+         assert.match(await status_text(), /New call waiting: clear_session for alice/);
+         await page.waitForFunction(() => /left\)/.test(document.querySelector('.waiting').textContent));
+         const screenshot = path.join(path.dirname(gateway_bin), 'approvals-ui.png');
+         await page.screenshot({path: screenshot});
+         assert.ok(existsSync(screenshot));
+
+         // Keyboard only: Tab from the reason field to the period, to Approve, and Enter.
+         await page.focus('#rows tr input[type=text]');
+         await page.keyboard.type('planned reset');
+         await page.keyboard.press('Tab');
+         await page.keyboard.press('Tab');
+         assert.equal(await page.evaluate(() => document.activeElement.className), 'approve');
+         await page.keyboard.press('Enter');
+         assert.equal(text_of(await call), "Session 's1' cleared.");
+         await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 0);
+         assert.match(await status_text(), /Approved clear_session for alice/);
+         const line = await poll(async () => (await audit_lines(audit)).find(
+                                     (l) => l.tool === 'clear_session'),
+                                 {what: 'the approved call in the audit log'});
+         assert.equal(line.decision, 'allowed');
+         assert.equal(line.approved_by, 'ops-oncall');
+         assert.equal(line.approval_reason, 'planned reset');
+       });
+
+  test('two held calls, one denied with the mouse, one decided elsewhere: the page follows',
+       {timeout: 90_000}, async () => {
+         const bob = await client_of('bob');
+         const first = clear(bob, 'a');
+         await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 1);
+         const alice = await client_of('alice');
+         const second = clear(alice, 'b');
+         await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2);
+         const bob_row = await page.evaluateHandle(() => [...document.querySelectorAll('#rows tr')]
+                                                       .find((tr) => tr.textContent.includes('bob')));
+         await (await bob_row.$('button.deny')).click();
+         const denied = await first;
+         assert.equal(denied.structuredContent.decision, 'approval_denied');
+         assert.match(text_of(denied), /denied by ops-oncall/);
+         await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 1);
+         // Decided elsewhere (the command line, another operator): the page follows.
+         const [pending] = await (await fetch(`${gateway.admin_url}/approvals`, {
+                                   headers: {authorization: `Bearer ${admin_token}`}})).json();
+         await fetch(`${gateway.admin_url}/approvals/${pending.id}/approve`, {
+           method: 'POST',
+           headers: {'authorization': `Bearer ${admin_token}`, 'content-type': 'application/json'},
+           body: JSON.stringify({by: 'someone-else'}),
+         });
+         assert.equal(text_of(await second), "Session 'b' not found.");
+         await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 0);
+         assert.match(await status_text(), /was approved by someone-else/);
+       });
+});
