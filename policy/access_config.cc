@@ -78,6 +78,18 @@ bool access_config::allows_everything() const {
   return anonymous_ && anonymous_->grant->mode == grant_policy::kind::allow_all && pins_.empty();
 }
 
+bool access_config::holds_for_approval() const {
+  auto holds = [](const grant_policy& g) {
+    if (!g.doc) return false;
+    for (const auto& [name, rules] : g.doc->tools)
+      if (!rules.approve_if.empty()) return true;
+    return false;
+  };
+  for (const auto& g : grants_)
+    if (holds(*g)) return true;
+  return anonymous_ && anonymous_->grant && holds(*anonymous_->grant);
+}
+
 // Builds an access_config step by step; a class so it can reach access_config's members.
 class access_config_builder {
  public:

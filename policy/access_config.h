@@ -108,6 +108,8 @@ class access_config {
   bool hide_denied_tools() const { return hide_denied_tools_; }
   // No policy anywhere: the gateway allows everything and should say so at start-up.
   bool allows_everything() const;
+  // Some policy holds calls for a human's approval (an approve_if rule).
+  bool holds_for_approval() const;
   // The pinned tool definitions of a route's server ("" for the single upstream), or null.
   const server_pins* pins_for(std::string_view server) const {
     for (const auto& p : pins_)

@@ -137,6 +137,11 @@ bool authenticates(const net::gate_config& gate) {
   return p && !p->access->anonymous();
 }
 
+bool holds_for_approval(const net::gate_config& gate) {
+  auto* p = dynamic_cast<const net::policy_gate_config*>(&gate);
+  return p && p->access->holds_for_approval();
+}
+
 std::string describe_gate(const net::gate_config& gate) {
   auto* p = dynamic_cast<const net::policy_gate_config*>(&gate);
   if (!p || p->access->allows_everything()) return "no policy: every call is allowed";

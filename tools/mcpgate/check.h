@@ -25,6 +25,8 @@ std::string policy_report(const net::gate_config& gate);
 
 // Whether callers must present a key (identities are configured).
 bool authenticates(const net::gate_config& gate);
+// Whether a policy holds calls for a human's approval (approve_if).
+bool holds_for_approval(const net::gate_config& gate);
 
 // One line for the start-up banner: which identities and grants are in force, or that every
 // call is allowed.

@@ -445,6 +445,11 @@ int run(const tools::gateway_settings& settings) {
                "reach the port calls the upstream as 'anonymous' (an open relay); configure "
                "identities, or listen on 127.0.0.1",
                host.c_str(), port);
+  if (!admin && tools::holds_for_approval(*gate))
+    core::logf(core::log_level::warn,
+               "mcpgate: a policy holds calls for approval (approve_if), but there is no admin "
+               "listener: no operator can decide them, and each is denied when its timeout_ms "
+               "passes (a client asked by elicitation can still answer); configure \"admin\"");
   core::logf(core::log_level::info, "mcpgate: %u shard%s, upstream %s, %s", shards,
              shards == 1 ? "" : "s", settings.upstream.c_str(),
              tools::describe_gate(*gate).c_str());
