@@ -83,20 +83,30 @@ std::vector<limit_rule> parse_limits(dom::element value, const json_location& at
   return rules;
 }
 
+// The "conditions" of a deny_if or approve_if entry (required; [] always holds, which
+// `empty_means` words for the error).
+std::vector<condition> parse_entry_conditions(dom::object entry, const json_location& at,
+                                              std::string_view empty_means) {
+  auto conditions = entry.at_key("conditions");
+  if (conditions.error())
+    at.fail("missing key \"conditions\" (use [] to " + std::string(empty_means) + ")");
+  json_location conditions_at = at.key("conditions");
+  std::vector<condition> out;
+  size_t k = 0;
+  for (dom::element c :
+       expect_array(conditions.value_unsafe(), conditions_at, "an array of conditions")) {
+    out.push_back(condition::parse(c, conditions_at.index(k)));
+    ++k;
+  }
+  return out;
+}
+
 approval_rule parse_approval(dom::element item, const json_location& at) {
   dom::object entry = expect_object(
       item, at, "an approve_if entry {\"conditions\", \"message\", \"timeout_ms\", \"via\"}");
   check_keys(entry, at, {"conditions", "message", "timeout_ms", "via"});
   approval_rule rule;
-  auto conditions = entry.at_key("conditions");
-  if (conditions.error()) at.fail("missing key \"conditions\" (use [] to hold every call)");
-  json_location conditions_at = at.key("conditions");
-  size_t k = 0;
-  for (dom::element c :
-       expect_array(conditions.value_unsafe(), conditions_at, "an array of conditions")) {
-    rule.conditions.push_back(condition::parse(c, conditions_at.index(k)));
-    ++k;
-  }
+  rule.conditions = parse_entry_conditions(entry, at, "hold every call");
   if (auto message = entry.at_key("message"); !message.error())
     rule.message = expect_string(message.value_unsafe(), at.key("message"), "a string");
   if (auto timeout = entry.at_key("timeout_ms"); !timeout.error()) {
@@ -145,15 +155,7 @@ tool_rules parse_tool(dom::element value, const json_location& at) {
           expect_object(item, entry_at, "a deny_if entry {\"conditions\", \"on_deny\"}");
       check_keys(entry, entry_at, {"conditions", "on_deny"});
       deny_rule rule;
-      auto conditions = entry.at_key("conditions");
-      if (conditions.error()) entry_at.fail("missing key \"conditions\" (use [] to always deny)");
-      json_location conditions_at = entry_at.key("conditions");
-      size_t k = 0;
-      for (dom::element c :
-           expect_array(conditions.value_unsafe(), conditions_at, "an array of conditions")) {
-        rule.conditions.push_back(condition::parse(c, conditions_at.index(k)));
-        ++k;
-      }
+      rule.conditions = parse_entry_conditions(entry, entry_at, "always deny");
       if (auto on_deny = entry.at_key("on_deny"); !on_deny.error()) {
         rule.on_deny = expect_string(on_deny.value_unsafe(), entry_at.key("on_deny"), "a string");
       }

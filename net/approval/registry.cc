@@ -236,50 +236,40 @@ void approval_registry::observe_decision(const record& r) {
 }
 
 void approval_registry::append_record(std::string& out, const record& r) const {
-  using policy::append_json_string;
   const approval_subject& s = r.subject;
+  auto field = [&out](const char* key, std::string_view value) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    policy::append_json_string(out, value);
+  };
   out += "{\"id\":";
-  append_json_string(out, r.id);
-  out += ",\"state\":";
-  append_json_string(out, approval_state_name(r.resolution.state));
-  out += ",\"identity\":";
-  append_json_string(out, s.identity);
-  out += ",\"session\":";
+  policy::append_json_string(out, r.id);
+  field("state", approval_state_name(r.resolution.state));
+  field("identity", s.identity);
   if (s.session.empty())
-    out += "null";
+    out += ",\"session\":null";
   else
-    append_json_string(out, s.session);
-  out += ",\"server\":";
-  append_json_string(out, s.server);
-  out += ",\"tool\":";
-  append_json_string(out, s.tool);
-  out += ",\"arguments\":";
+    field("session", s.session);
+  field("server", s.server);
+  field("tool", s.tool);
   // JSON the gateway validated; its line breaks (whitespace only, outside strings) become
   // spaces so that an event's data stays on one line.
-  if (s.arguments.empty()) {
-    out += "null";
-  } else {
-    for (char c : s.arguments) out += c == '\n' || c == '\r' ? ' ' : c;
-  }
-  out += ",\"arguments_sha256\":";
-  append_json_string(out, s.arguments_sha256);
-  out += ",\"rule\":";
-  append_json_string(out, s.rule);
-  out += ",\"message\":";
-  append_json_string(out, s.message);
-  out += ",\"policy_revision\":";
-  append_json_string(out, s.policy_revision);
-  out += ",\"via\":";
-  append_json_string(out, s.via_client ? "client" : "operator");
+  out += ",\"arguments\":";
+  if (s.arguments.empty()) out += "null";
+  for (char c : s.arguments) out += c == '\n' || c == '\r' ? ' ' : c;
+  field("arguments_sha256", s.arguments_sha256);
+  field("rule", s.rule);
+  field("message", s.message);
+  field("policy_revision", s.policy_revision);
+  field("via", s.via_client ? "client" : "operator");
   out += ",\"held_at_ms\":";
   append_int(out, r.held_realtime_ms);
   out += ",\"expires_at_ms\":";
   append_int(out, r.expires_realtime_ms);
   if (r.resolution.state != approval_state::pending) {
-    out += ",\"by\":";
-    append_json_string(out, r.resolution.by);
-    out += ",\"reason\":";
-    append_json_string(out, r.resolution.reason);
+    field("by", r.resolution.by);
+    field("reason", r.resolution.reason);
   }
   out += '}';
 }

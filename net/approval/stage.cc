@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "net/exchange/context.h"
 #include "net/exchange/exchange.h"
 #include "net/exchange/shard.h"
@@ -10,20 +13,13 @@
 #include "net/observe/audit_record.h"
 #include "policy/identity.h"
 #include "policy/json_writer.h"
+#include "policy/tool_pins.h"
 
 namespace mcpgate::net {
 namespace {
 
 std::string sha256_hex(std::string_view bytes) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::array<unsigned char, 32> digest = policy::sha256(bytes);
-  std::string out;
-  out.reserve(64);
-  for (unsigned char b : digest) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
+  return policy::digest_hex(policy::sha256(bytes));
 }
 
 // A JSON-RPC id by value: "n:" and the number as written, "s:" and the unescaped string; empty
@@ -40,6 +36,17 @@ std::string raw_id_key(std::string_view token) {
   simdjson::dom::element e;
   if (parser.parse(simdjson::padded_string(token)).get(e) != simdjson::SUCCESS) return {};
   return id_key(e);
+}
+
+// params._meta.progressToken as its raw JSON; empty when it is not a string or number.
+std::string progress_token_of(std::string_view params) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e, token;
+  if (parser.parse(simdjson::padded_string(params)).get(e) != simdjson::SUCCESS ||
+      e["_meta"]["progressToken"].get(token) != simdjson::SUCCESS ||
+      !(token.is_string() || token.is_number()))
+    return {};
+  return simdjson::minify(token);
 }
 
 // params.requestId of a notifications/cancelled.
@@ -179,8 +186,19 @@ stage_result approval_stage::run(exchange& ex, shard_context& ctx) {
   }
   h.id = std::move(held.id);
   ex.record.approval_id = h.id;
-  ex.hold_until_ns = ctx.now_ns() + ask.timeout_ms * 1'000'000;
-  if (elicit) ask_client(ex, arguments_shown);
+  int64_t now = ctx.now_ns();
+  h.held_ns = now;
+  h.deadline_ns = now + ask.timeout_ms * 1'000'000;
+  h.progress_token.clear();
+  if (first.has_progress_token && !ex.http10 && first.params)
+    h.progress_token = progress_token_of(*first.params);
+  if (elicit) {
+    ask_client(ex, arguments_shown);
+  } else if (!h.progress_token.empty()) {
+    start_stream(ex);
+  }
+  if (!h.progress_token.empty()) append_progress(ex, now);
+  ex.hold_until_ns = next_wake(ex, now);
   return stage_result::held;
 }
 
@@ -238,13 +256,7 @@ stage_result approval_stage::approved(exchange& ex, shard_context& ctx) {
   gate_reply denied;
   if (g.decide(view, ex.messages, *ex.ticket, denied)) return stage_result::proceed;
   // Approved, but a limit (or a policy reloaded meanwhile) refuses it now.
-  ex.reply = {denied.http_status,
-              denied.extra_headers,
-              denied.content_type,
-              denied.body,
-              false,
-              call_decision::denied,
-              true};
+  ex.reply = from_gate(denied, call_decision::denied, true);
   return stage_result::replied;
 }
 
@@ -252,7 +264,7 @@ stage_result approval_stage::refuse(exchange& ex, shard_context& ctx, call_decis
   gate_reply r;
   ctx.current_gate().refuse_held(ex.reply_id, ex.approval.tool, ex.approval.rule, outcome, message_,
                                  r);
-  ex.reply = {r.http_status, r.extra_headers, r.content_type, r.body, false, outcome, false};
+  ex.reply = from_gate(r, outcome, false);
   return stage_result::replied;
 }
 
@@ -275,20 +287,60 @@ void approval_stage::ask_client(exchange& ex, std::string_view arguments_shown) 
       ",\"requestedSchema\":{\"type\":\"object\",\"properties\":{\"approve\":{\"type\":"
       "\"boolean\",\"title\":\"Approve\",\"description\":\"Run this call once\"}},"
       "\"required\":[\"approve\"]}}}";
+  start_stream(ex);
+  append_event_chunk(ex.interim, request);
+}
+
+// The call's response becomes a chunked event stream: its head goes out with the first event.
+void approval_stage::start_stream(exchange& ex) {
   std::string& out = ex.interim;
   out =
       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
       "Transfer-Encoding: chunked\r\n";
   if (!ex.keep_alive) out += "Connection: close\r\n";
   out += "\r\n";
-  append_event_chunk(out, request);
 }
 
-bool approval_stage::expired(exchange& ex, shard_context& ctx) {
-  message_ = "tool '" + ex.approval.tool + "' was not approved within " +
-             std::to_string(ex.approval.timeout_ms) + " ms";
+// A notifications/progress for the waiting call: how long it has waited of its timeout.
+void approval_stage::append_progress(exchange& ex, int64_t now_ns) {
+  const held_approval& h = ex.approval;
+  char waited[32], total[32];
+  std::snprintf(waited, sizeof waited, "%.3f", static_cast<double>(now_ns - h.held_ns) / 1e9);
+  std::snprintf(total, sizeof total, "%.3f", static_cast<double>(h.timeout_ms) / 1e3);
+  std::string note =
+      "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{"
+      "\"progressToken\":";
+  note += h.progress_token;
+  note += ",\"progress\":";
+  note += waited;
+  note += ",\"total\":";
+  note += total;
+  note += ",\"message\":\"waiting for a human's approval\"}}";
+  append_event_chunk(ex.interim, note);
+}
+
+// When the next progress notification is due, or the deadline when that comes first.
+int64_t approval_stage::next_wake(const exchange& ex, int64_t now_ns) {
+  const held_approval& h = ex.approval;
+  if (h.progress_token.empty()) return h.deadline_ns;
+  int64_t interval = std::min<int64_t>(progress_interval_ns, h.timeout_ms * 1'000'000 / 4);
+  return std::min(h.deadline_ns, now_ns + interval);
+}
+
+hold_expiry approval_stage::expired(exchange& ex, shard_context& ctx) {
+  int64_t now = ctx.now_ns();
+  const held_approval& h = ex.approval;
+  // The timer wheel fires within a tick of the time asked for.
+  if (!h.progress_token.empty() && h.deadline_ns - now > 50'000'000) {
+    ex.interim.clear();
+    append_progress(ex, now);
+    ex.hold_until_ns = next_wake(ex, now);
+    return hold_expiry::extended;
+  }
+  message_ =
+      "tool '" + h.tool + "' was not approved within " + std::to_string(h.timeout_ms) + " ms";
   refuse(ex, ctx, call_decision::approval_timeout);
-  return true;
+  return hold_expiry::replied;
 }
 
 void approval_stage::cancel(exchange& ex, shard_context&, hold_end why) {

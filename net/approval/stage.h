@@ -13,6 +13,9 @@
 // an event stream at once, its first event an elicitation/create request; the client's answer
 // (a response to that request, on a POST of its own) decides, and whatever then answers the
 // call comes as the stream's last event. Operators can still decide it on the admin listener.
+//
+// A call that carried params._meta.progressToken gets its response as such a stream too, with
+// a notifications/progress at once and then every few seconds while it waits.
 
 #include "net/approval/registry.h"
 #include "net/exchange/stage.h"
@@ -29,7 +32,11 @@ class approval_stage final : public stage {
   stage_result run(exchange& ex, shard_context& ctx) override;
   stage_result resume(exchange& ex, shard_context& ctx, const core::message& m) override;
   void cancel(exchange& ex, shard_context& ctx, hold_end why) override;
-  bool expired(exchange& ex, shard_context& ctx) override;
+  hold_expiry expired(exchange& ex, shard_context& ctx) override;
+
+  // A call that carried a progress token gets a notification this often while it waits (or
+  // four times in all, for a timeout under 20 s).
+  static constexpr int64_t progress_interval_ns = 5'000'000'000;
 
  private:
   // Decides the call again as approved: proceed, or the gate's refusal (a limit reached).
@@ -37,6 +44,9 @@ class approval_stage final : public stage {
   stage_result refuse(exchange& ex, shard_context& ctx, call_decision outcome);
   // Asks the human at the client (elicitation/create in the call's response stream).
   void ask_client(exchange& ex, std::string_view arguments_shown);
+  static void start_stream(exchange& ex);
+  static void append_progress(exchange& ex, int64_t now_ns);
+  static int64_t next_wake(const exchange& ex, int64_t now_ns);
 
   approval_registry& registry_;
   std::string message_;  // a refusal's text, reused

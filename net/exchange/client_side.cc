@@ -465,9 +465,13 @@ void client_side::on_timer(uint8_t op, uint32_t slot, uint32_t gen, int64_t fire
   }
   if (op == op_hold_deadline) {
     if (c->ex.held()) {
-      bool own_reply = c->ex.holder->expired(c->ex, ctx_);
+      hold_expiry what = c->ex.holder->expired(c->ex, ctx_);
+      if (what == hold_expiry::extended) {
+        extend_hold(*c);
+        return;
+      }
       end_hold(*c, hold_end::deadline);
-      if (own_reply) {
+      if (what == hold_expiry::replied) {
         gateway_reply r = c->ex.reply;
         reply(*c, r);
         process(*c);

@@ -92,6 +92,10 @@ class client_side {
   void forward(client_conn& c);
   void hold(client_conn& c, stage& holder);
   void end_hold(client_conn& c, hold_end why);
+  // The holding stage goes on holding (stage::expired said extended): its interim bytes out,
+  // the deadline moved.
+  void extend_hold(client_conn& c);
+  void send_interim(client_conn& c);
   void set_deadline(client_conn& c, int64_t at_ns);
   void on_deadline(client_conn& c, int64_t now_ns);
   size_t max_pending_input() const;

@@ -31,6 +31,12 @@ struct gateway_reply {
   bool use_verdicts = false;  // each message gets the gate's verdict (denials)
 };
 
+// The gate's reply as the exchange sends it.
+inline gateway_reply from_gate(const gate_reply& r, call_decision decision, bool use_verdicts,
+                               bool close = false) {
+  return {r.http_status, r.extra_headers, r.content_type, r.body, close, decision, use_verdicts};
+}
+
 // The name of an exchange in a message to its shard: the connection's slot and generation in
 // `value`, the exchange's seq in `extra`.
 struct exchange_token {
@@ -48,6 +54,11 @@ struct held_approval {
   std::string by;  // who decided
   std::string reason;
   int64_t timeout_ms = 0;
+  int64_t held_ns = 0;      // monotonic
+  int64_t deadline_ns = 0;  // the rule's timeout from held_ns
+  // params._meta.progressToken as sent (raw JSON), when the call carried one: the client gets
+  // progress notifications while the call waits.
+  std::string progress_token;
 };
 
 struct exchange {

@@ -286,11 +286,7 @@ void client_side::hold(client_conn& c, stage& holder) {
   ex.holder = &holder;
   if (!ex.head_stages_done && ex.parsed_head && ex.held_head.empty())
     ex.held_head.assign(ex.head);  // the head stages after this one read the head again
-  if (!ex.interim.empty()) {
-    send(c, ex.interim);
-    ex.interim.clear();
-    ex.response_streaming = true;
-  }
+  send_interim(c);
   if (ex.body.data && ex.body.data != ex.held_body.data()) {
     ex.held_body.reserve(ex.body.size + core::byte_buffer::padding);
     ex.held_body.assign(ex.body.data, ex.body.size);
@@ -301,6 +297,26 @@ void client_side::hold(client_conn& c, stage& holder) {
   c.deadline.clear();  // the hold's own deadline replaces the header timeout
   int64_t until = ex.hold_until_ns;
   if (until == 0) until = ctx_.now_ns() + ex.config->hold_timeout_ms * ms;
+  ex.hold_until_ns = 0;
+  ex.hold_deadline = {};
+  if (ex.hold_deadline.set(until))
+    ctx_.timers.schedule(until, core::encode({op_hold_deadline, c.slot, c.gen}));
+}
+
+// What a holding stage wants the client to have meanwhile; from then on the response is an
+// event stream (exchange::interim).
+void client_side::send_interim(client_conn& c) {
+  exchange& ex = c.ex;
+  if (ex.interim.empty()) return;
+  send(c, ex.interim);
+  ex.interim.clear();
+  ex.response_streaming = true;
+}
+
+void client_side::extend_hold(client_conn& c) {
+  exchange& ex = c.ex;
+  send_interim(c);
+  int64_t until = ex.hold_until_ns;
   ex.hold_until_ns = 0;
   ex.hold_deadline = {};
   if (ex.hold_deadline.set(until))

@@ -30,6 +30,9 @@ enum class stage_result : uint8_t {
 // stages once the whole request is in.
 enum class stage_phase : uint8_t { head, body };
 
+// What a stage says when the deadline of a hold passes (stage::expired).
+enum class hold_expiry : uint8_t { gateway_error, replied, extended };
+
 // Why a held exchange ended without going on.
 enum class hold_end : uint8_t { client_left, deadline, draining };
 
@@ -50,9 +53,11 @@ class stage {
   }
   // A held exchange ends without going on: give back what run() took.
   virtual void cancel(exchange&, shard_context&, hold_end) {}
-  // The hold's deadline passed (cancel(deadline) follows): true when the stage filled
-  // exchange::reply with its own answer; false, the gateway's "held past its deadline" error.
-  virtual bool expired(exchange&, shard_context&) { return false; }
+  // The hold's deadline passed. gateway_error: the gateway's "held past its deadline" error
+  // answers (after cancel(deadline)); replied: the stage filled exchange::reply with its own
+  // answer (likewise); extended: the hold goes on until exchange::hold_until_ns, and the
+  // client gets exchange::interim meanwhile (a progress notification in the response stream).
+  virtual hold_expiry expired(exchange&, shard_context&) { return hold_expiry::gateway_error; }
 };
 
 }  // namespace mcpgate::net

@@ -90,13 +90,7 @@ class authenticate_stage final : public stage {
         g.admit(view, *ex.ticket, denied);
       }
     }
-    ex.reply = {denied.http_status,
-                denied.extra_headers,
-                denied.content_type,
-                denied.body,
-                has_body(ex),
-                call_decision::unauthenticated,
-                false};
+    ex.reply = from_gate(denied, call_decision::unauthenticated, false, has_body(ex));
     return stage_result::replied;
   }
 };
@@ -298,13 +292,7 @@ class decide_stage final : public stage {
     bool allowed = ctx.current_gate().decide(view, ex.messages, *ex.ticket, denied);
     ctx.record->prepare(ex.record, &ex.messages, ex.subject(), ctx.labels());
     if (allowed) return stage_result::proceed;
-    ex.reply = {denied.http_status,
-                denied.extra_headers,
-                denied.content_type,
-                denied.body,
-                false,
-                call_decision::denied,
-                true};
+    ex.reply = from_gate(denied, call_decision::denied, true);
     return stage_result::replied;
   }
 };

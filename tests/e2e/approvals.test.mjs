@@ -5,25 +5,14 @@
 // for a while, a held call counts against a limit only once approved, and the command line.
 import assert from 'node:assert/strict';
 import {execFile} from 'node:child_process';
-import {createHash, randomBytes} from 'node:crypto';
-import {existsSync} from 'node:fs';
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import {rm} from 'node:fs/promises';
 import {after, before, describe, test} from 'node:test';
 
-import {gateway_bin, poll, skip_without_gateway, start_gateway, stop_all} from './lib/harness.mjs';
 import {ElicitRequestSchema} from '@modelcontextprotocol/sdk/types.js';
 
+import {audit_lines, sha256_hex, start_approval_gateway} from './lib/approvals.mjs';
+import {gateway_bin, poll, read_metrics, skip_without_gateway, stop_all} from './lib/harness.mjs';
 import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
-import {fixture} from './lib/stdio.mjs';
-
-function sha256_hex(text) { return createHash('sha256').update(text).digest('hex'); }
-
-async function audit_lines(file) {
-  if (!existsSync(file)) return [];
-  return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
-}
 
 function run_cli(args, env = {}) {
   return new Promise((resolve) => {
@@ -39,9 +28,8 @@ describe('calls held for a human\'s approval', {skip: skip_without_gateway}, () 
   let gateway = null;
   let audit = null;
   let client = null;
-  const key = randomBytes(24).toString('base64url');
-  const admin_token = randomBytes(24).toString('base64url');
-  const auth = {authorization: `Bearer ${admin_token}`};
+  let auth = null;
+  let token = null;
 
   async function admin(method, route, body) {
     const init = {method, headers: {...auth}, signal: AbortSignal.timeout(10_000)};
@@ -59,46 +47,29 @@ describe('calls held for a human\'s approval', {skip: skip_without_gateway}, () 
   const call = (name, args, options = request_options) =>
       client.callTool({name, arguments: args}, undefined, options);
 
-  async function metrics() {
-    const reply = await fetch(`${gateway.admin_url}/metrics`, {headers: auth});
-    const samples = new Map();
-    for (const line of (await reply.text()).split('\n')) {
-      if (line === '' || line.startsWith('#')) continue;
-      const space = line.lastIndexOf(' ');
-      samples.set(line.slice(0, space), Number(line.slice(space + 1)));
-    }
-    return samples;
-  }
+  const metrics = () => read_metrics(gateway.admin_url, {headers: auth});
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-approvals-'));
-    await mkdir(path.join(dir, 'workspace'));
-    audit = path.join(dir, 'audit.log');
-    await writeFile(path.join(dir, 'policy.json'), JSON.stringify({
-      version: '1',
-      default: 'allow',
-      tools: {
-        clear_session: {
-          approve_if: [{conditions: [], message: 'Clearing a session loses its state.',
-                        timeout_ms: 3000, via: 'operator'}],
-        },
-        install_package: {
-          approve_if: {conditions: [{path: 'args.package_name', op: 'eq', value: 'requests'}],
-                       timeout_ms: 60_000},
-          limits: [{counter: 'installs', window: 'minute', max: 1}],
+    let keys;
+    ({gateway, dir, audit, keys, auth, admin_token: token} = await start_approval_gateway({
+      prefix: 'approvals',
+      policy: {
+        version: '1',
+        default: 'allow',
+        tools: {
+          clear_session: {
+            approve_if: [{conditions: [], message: 'Clearing a session loses its state.',
+                          timeout_ms: 3000, via: 'operator'}],
+          },
+          install_package: {
+            approve_if: {conditions: [{path: 'args.package_name', op: 'eq', value: 'requests'}],
+                         timeout_ms: 60_000},
+            limits: [{counter: 'installs', window: 'minute', max: 1}],
+          },
         },
       },
     }));
-    const config = path.join(dir, 'mcpgate.json');
-    await writeFile(config, JSON.stringify({
-      upstream: {command: ['python3', fixture, '--dir', path.join(dir, 'workspace')]},
-      identities: [{name: 'alice', key_sha256: sha256_hex(key), grant: 'agents'}],
-      grants: {agents: {policy: 'policy.json'}},
-      audit: {path: audit, flush_interval_ms: 10, arguments: 'full'},
-      admin: {listen: '127.0.0.1:0', token_sha256: sha256_hex(admin_token)},
-    }));
-    gateway = await start_gateway({config, admin: true});
-    ({client} = await connect_client(gateway.url, {key}));
+    ({client} = await connect_client(gateway.url, {key: keys.alice}));
     for (const session_id of ['s1', 's2', 's3'])
       await call('run_python_code', {code: 'x = 1', session_id});
   });
@@ -265,7 +236,7 @@ describe('calls held for a human\'s approval', {skip: skip_without_gateway}, () 
     assert.equal((await admin('POST', '/approvals/ap-000/deny', {by: 'x'})).status, 404);
     // Still pending after all that; decided from the command line.
     const listed = await run_cli(['approvals', 'list', '--admin', gateway.admin_url],
-                                 {MCPGATE_ADMIN_TOKEN: admin_token});
+                                 {MCPGATE_ADMIN_TOKEN: token});
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, new RegExp(`${record.id}\\s+clear_session\\s+alice`));
     const no_token = await run_cli(['approvals', 'list', '--admin', gateway.admin_url]);
@@ -273,16 +244,38 @@ describe('calls held for a human\'s approval', {skip: skip_without_gateway}, () 
     assert.match(no_token.stderr, /401/);
     const decided = await run_cli(['approvals', 'deny', record.id, '--admin', gateway.admin_url,
                                    '--by', 'cli-operator', '--reason', 'from the shell'],
-                                  {MCPGATE_ADMIN_TOKEN: admin_token});
+                                  {MCPGATE_ADMIN_TOKEN: token});
     assert.equal(decided.code, 0, decided.stderr);
     assert.match(decided.stdout, /denied/);
     assert.match(text_of(await pending_call), /denied by cli-operator: from the shell/);
     const again = await run_cli(['approvals', 'approve', record.id, '--admin', gateway.admin_url,
                                  '--by', 'cli-operator'],
-                                {MCPGATE_ADMIN_TOKEN: admin_token});
+                                {MCPGATE_ADMIN_TOKEN: token});
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no pending approval/);
   });
+
+  test('a call with a progress token hears that it waits, then gets its result',
+       {timeout: 30_000}, async () => {
+         const seen = [];
+         const waiting = call('clear_session', {session_id: 'p1'},
+                              {...request_options, onprogress: (p) => seen.push(p)});
+         const record = await held('clear_session');
+         await poll(() => seen.length >= 2 || null, {what: 'two progress notifications'});
+         assert.equal(seen[0].message, 'waiting for a human\'s approval');
+         assert.equal(seen[0].total, 3, 'of the rule\'s 3000 ms');
+         assert.ok(seen[1].progress > seen[0].progress, JSON.stringify(seen));
+         await admin('POST', `/approvals/${record.id}/approve`, {by: 'ops'});
+         // The server's own answer, as the last event of the stream the progress came in.
+         assert.equal(text_of(await waiting), "Session 'p1' not found.");
+         // Not decided: progress until the timeout, then the denial as the stream's last event.
+         const heard = [];
+         const late = await call('clear_session', {session_id: 'p2'},
+                                 {...request_options, onprogress: (p) => heard.push(p)});
+         assert.equal(late.structuredContent.decision, 'approval_timeout');
+         assert.ok(heard.length >= 3, JSON.stringify(heard));
+         assert.ok(heard.every((p, i) => i === 0 || p.progress > heard[i - 1].progress));
+       });
 });
 
 // "via": "client": the human at the client is asked with elicitation/create in the call's own
@@ -291,11 +284,9 @@ describe('approval asked of the human at the client', {skip: skip_without_gatewa
   let dir = null;
   let gateway = null;
   let audit = null;
+  let keys = null;
+  let auth = null;
   const clients = [];
-  const keys = {alice: randomBytes(24).toString('base64url'), bob: randomBytes(24).toString('base64url'),
-                carol: randomBytes(24).toString('base64url')};
-  const admin_token = randomBytes(24).toString('base64url');
-  const auth = {authorization: `Bearer ${admin_token}`};
 
   // A client for `name` whose user answers every elicitation with `answer` (null: a client
   // that did not declare elicitation); the questions it was asked are in `asked`.
@@ -321,23 +312,12 @@ describe('approval asked of the human at the client', {skip: skip_without_gatewa
       {name: 'clear_session', arguments: {session_id}}, undefined, request_options);
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-approvals-client-'));
-    await mkdir(path.join(dir, 'workspace'));
-    audit = path.join(dir, 'audit.log');
-    await writeFile(path.join(dir, 'policy.json'), JSON.stringify({
-      tools: {clear_session: {approve_if: {conditions: [], via: 'client', timeout_ms: 30_000,
-                                           message: 'Clearing a session loses its state.'}}},
+    ({gateway, dir, audit, keys, auth} = await start_approval_gateway({
+      prefix: 'approvals-client',
+      identities: ['alice', 'bob', 'carol'],
+      policy: {tools: {clear_session: {approve_if: {conditions: [], via: 'client', timeout_ms: 30_000,
+                                                    message: 'Clearing a session loses its state.'}}}},
     }));
-    const config = path.join(dir, 'mcpgate.json');
-    await writeFile(config, JSON.stringify({
-      upstream: {command: ['python3', fixture, '--dir', path.join(dir, 'workspace')]},
-      identities: Object.entries(keys).map(([name, key]) => ({name, key_sha256: sha256_hex(key),
-                                                               grant: 'agents'})),
-      grants: {agents: {policy: 'policy.json'}},
-      audit: {path: audit, flush_interval_ms: 10, arguments: 'full'},
-      admin: {listen: '127.0.0.1:0', token_sha256: sha256_hex(admin_token)},
-    }));
-    gateway = await start_gateway({config, admin: true});
   });
 
   after(async () => {

@@ -4,29 +4,20 @@
 // calls complete accordingly. A screenshot of the page with a call waiting is written next to
 // the gateway binary (under build/), for the README.
 import assert from 'node:assert/strict';
-import {createHash, randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
-import os from 'node:os';
+import {rm} from 'node:fs/promises';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
 import puppeteer from 'puppeteer-core';
 
-import {gateway_bin, poll, skip_without_gateway, start_gateway, stop_all} from './lib/harness.mjs';
+import {audit_lines, start_approval_gateway} from './lib/approvals.mjs';
+import {gateway_bin, poll, skip_without_gateway, stop_all} from './lib/harness.mjs';
 import {connect_client, request_options, text_of} from './lib/sdk_client.mjs';
-import {fixture} from './lib/stdio.mjs';
 
 // Debian's chromium, which tools/setup installs: a missing browser fails the test, it does not
 // skip it.
 const chromium = '/usr/bin/chromium';
-
-function sha256_hex(text) { return createHash('sha256').update(text).digest('hex'); }
-
-async function audit_lines(file) {
-  if (!existsSync(file)) return [];
-  return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
-}
 
 describe('the approvals page', {skip: skip_without_gateway}, () => {
   let dir = null;
@@ -35,8 +26,8 @@ describe('the approvals page', {skip: skip_without_gateway}, () => {
   let browser = null;
   let page = null;
   const clients = [];
-  const admin_token = randomBytes(24).toString('base64url');
-  const keys = {alice: randomBytes(24).toString('base64url'), bob: randomBytes(24).toString('base64url')};
+  let keys = null;
+  let admin_token = null;
 
   async function client_of(name) {
     const {client} = await connect_client(gateway.url, {key: keys[name]});
@@ -49,23 +40,12 @@ describe('the approvals page', {skip: skip_without_gateway}, () => {
   const status_text = () => page.$eval('#status', (e) => e.textContent);
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-approvals-ui-'));
-    await mkdir(path.join(dir, 'workspace'));
-    audit = path.join(dir, 'audit.log');
-    await writeFile(path.join(dir, 'policy.json'), JSON.stringify({
-      tools: {clear_session: {approve_if: {conditions: [],
-                                           message: 'Clearing a session loses its state.'}}},
+    ({gateway, dir, audit, keys, admin_token} = await start_approval_gateway({
+      prefix: 'approvals-ui',
+      identities: ['alice', 'bob'],
+      policy: {tools: {clear_session: {approve_if: {conditions: [],
+                                                    message: 'Clearing a session loses its state.'}}}},
     }));
-    const config = path.join(dir, 'mcpgate.json');
-    await writeFile(config, JSON.stringify({
-      upstream: {command: ['python3', fixture, '--dir', path.join(dir, 'workspace')]},
-      identities: Object.entries(keys).map(([name, key]) => ({name, key_sha256: sha256_hex(key),
-                                                               grant: 'agents'})),
-      grants: {agents: {policy: 'policy.json'}},
-      audit: {path: audit, flush_interval_ms: 10, arguments: 'full'},
-      admin: {listen: '127.0.0.1:0', token_sha256: sha256_hex(admin_token)},
-    }));
-    gateway = await start_gateway({config, admin: true});
     browser = await puppeteer.launch({
       executablePath: chromium,
       headless: true,

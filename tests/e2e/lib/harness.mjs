@@ -359,8 +359,10 @@ export async function stop_all(...peers) {
 
 // GET `admin_url`/metrics and returns the samples as a Map from the sample's name with its
 // labels, as written ('mcpgate_stdio_refused_total{reason="crash_backoff"}'), to its value.
-export async function read_metrics(admin_url) {
-  const response = await fetch(`${admin_url}/metrics`, {signal: AbortSignal.timeout(10_000)});
+// `headers`: for an admin listener with a token, its Authorization header.
+export async function read_metrics(admin_url, {headers} = {}) {
+  const response =
+      await fetch(`${admin_url}/metrics`, {headers, signal: AbortSignal.timeout(10_000)});
   if (!response.ok) throw new Error(`GET ${admin_url}/metrics: HTTP ${response.status}`);
   const samples = new Map();
   for (const line of (await response.text()).split('\n')) {
