@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/base64url.h"
 #include "core/random.h"
 
 namespace mcpgate::net {
@@ -16,7 +17,6 @@ constexpr size_t tag_bytes = 16;
 constexpr unsigned char version = 1;
 // The same, followed by one byte of session flags (session_sealer::flag_*), then the identity.
 constexpr unsigned char version_with_flags = 2;
-constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 session_key derive(const session_key& key, std::string_view purpose) {
   std::string material(purpose);
@@ -24,56 +24,6 @@ session_key derive(const session_key& key, std::string_view purpose) {
   session_key out{};
   SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), out.data());
   return out;
-}
-
-void append_base64url(std::string& out, const unsigned char* data, size_t n) {
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += alphabet[v >> 18];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
-  }
-  if (n - i == 1) {
-    uint32_t v = uint32_t{data[i]} << 16;
-    out += alphabet[v >> 18];
-    out += alphabet[(v >> 12) & 63];
-  } else if (n - i == 2) {
-    uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
-    out += alphabet[v >> 18];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-  }
-}
-
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Unpadded base64url only; false on anything else (so a token has one spelling).
-bool decode_base64url(std::string_view text, std::string& out) {
-  out.clear();
-  if (text.size() % 4 == 1) return false;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int v = base64url_value(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // Leftover bits must be zero, or two texts would decode to the same bytes.
-  return (acc & ((1u << bits) - 1)) == 0;
 }
 
 bool header_safe(std::string_view id) {
@@ -146,7 +96,7 @@ bool session_sealer::seal(std::string_view upstream_id, std::string_view identit
   if (!ok) return false;
   out.append(upstream_id);
   out += '.';
-  append_base64url(out, blob, nonce_bytes + cipher_len + tag_bytes);
+  core::append_base64url(out, blob, nonce_bytes + cipher_len + tag_bytes);
   return true;
 }
 
@@ -160,7 +110,7 @@ std::optional<std::string_view> session_sealer::open(std::string_view token,
       sealed.size() > (nonce_bytes + max_identity + 2 + tag_bytes) * 4 / 3 + 4)
     return std::nullopt;
   std::string& blob = scratch_;
-  if (!decode_base64url(sealed, blob) || blob.size() < nonce_bytes + 1 + tag_bytes)
+  if (!core::decode_base64url(sealed, blob) || blob.size() < nonce_bytes + 1 + tag_bytes)
     return std::nullopt;
   size_t cipher_len = blob.size() - nonce_bytes - tag_bytes;
   auto* bytes = reinterpret_cast<unsigned char*>(blob.data());
