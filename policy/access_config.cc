@@ -78,6 +78,12 @@ bool access_config::allows_everything() const {
   return anonymous_ && anonymous_->grant->mode == grant_policy::kind::allow_all && pins_.empty();
 }
 
+const grant_policy* access_config::token_grant(const std::vector<std::string>& groups) const {
+  for (const auto& [value, grant] : token_grants_)
+    if (std::find(groups.begin(), groups.end(), value) != groups.end()) return grant;
+  return default_token_grant_;
+}
+
 bool access_config::holds_for_approval() const {
   auto holds = [](const grant_policy& g) {
     if (!g.doc) return false;
@@ -133,14 +139,45 @@ class access_config_builder {
   std::shared_ptr<const access_config> finish() { return std::move(config_); }
 
  private:
-  // Identity-scoped counters of one policy; a server policy's slots follow the grant's.
   void add_identity_counters(identity& who, const grant_policy& policy) {
+    add_identity_counters(store_, who, policy);
+  }
+
+ public:
+  // Identity-scoped counters of one policy; a server policy's slots follow the grant's.
+  static void add_identity_counters(counter_store& store, identity& who,
+                                    const grant_policy& policy) {
     for (const limit_rule* rule : policy.identity_limits) {
-      auto counter = store_.fixed(counter_name(policy, *rule), rule->window, rule->max,
-                                  limit_scope::identity, who.name);
+      auto counter = store.fixed(counter_name(policy, *rule), rule->window, rule->max,
+                                 limit_scope::identity, who.name);
       who.counters.push_back(counter.get());
       who.owned.push_back(std::move(counter));
     }
+  }
+
+  // Tokens: the group map resolved to grants (an unknown grant name is an error).
+  void set_oauth(std::shared_ptr<const oauth_settings> oauth,
+                 const std::map<std::string, grant_policy*, std::less<>>& grants,
+                 const json_location& at) {
+    for (const auto& [value, grant_name] : oauth->group_grants) {
+      auto it = grants.find(grant_name);
+      if (it == grants.end())
+        at.key("grant_from")
+            .key("map")
+            .key(value)
+            .fail("no grant named " + quote_string(grant_name));
+      config_->token_grants_.emplace_back(value, it->second);
+    }
+    if (!oauth->default_grant.empty()) {
+      auto it = grants.find(oauth->default_grant);
+      if (it == grants.end())
+        at.key("grant_from")
+            .key("default")
+            .fail("no grant named " + quote_string(oauth->default_grant));
+      config_->default_token_grant_ = it->second;
+    }
+    config_->oauth_ = std::move(oauth);
+    config_->store_ = &store_;
   }
 
  public:
@@ -364,7 +401,10 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
     }
   }
 
-  if (identity_count > 0) {
+  if (source.oauth)
+    builder.set_oauth(source.oauth, grants,
+                      json_location(source.config_file, "$.identities_from_claims"));
+  if (identity_count > 0 || source.oauth) {
     if (source.default_policy) {
       root.key("policy").fail(
           "a default policy applies only when no identities are configured; attach policies "
@@ -390,6 +430,25 @@ std::shared_ptr<const access_config> load_access_config(const access_config_sour
   }
   builder.add_identity("anonymous", fallback, true);
   return builder.finish();
+}
+
+const identity* access_config::token_identity(std::string_view name,
+                                              const grant_policy& grant) const {
+  std::string key = grant.name;
+  key += '\0';
+  key.append(name);
+  std::lock_guard lock(token_mu_);
+  if (auto it = token_identities_.find(key); it != token_identities_.end()) return it->second.get();
+  if (token_identities_.size() >= oauth_->max_identities) return nullptr;
+  auto who = std::make_unique<identity>();
+  who->name.assign(name);
+  who->grant = &grant;
+  access_config_builder::add_identity_counters(*store_, *who, grant);
+  for (const auto& [server, policy] : grant.for_servers)
+    access_config_builder::add_identity_counters(*store_, *who, *policy);
+  const identity* raw = who.get();
+  token_identities_.emplace(std::move(key), std::move(who));
+  return raw;
 }
 
 }  // namespace mcpgate::policy

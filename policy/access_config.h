@@ -8,7 +8,9 @@
 
 #include <array>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +20,7 @@
 
 #include "policy/document.h"
 #include "policy/limits.h"
+#include "policy/oauth.h"
 #include "policy/tool_pins.h"
 
 namespace mcpgate::policy {
@@ -118,8 +121,24 @@ class access_config {
   }
   const std::vector<std::shared_ptr<const server_pins>>& pins() const { return pins_; }
 
+  // Access tokens (null: API keys only).
+  const oauth_settings* oauth() const { return oauth_.get(); }
+  // The grant a verified token's groups give (oauth_settings::group_grants, else the default);
+  // null when none does.
+  const grant_policy* token_grant(const std::vector<std::string>& groups) const;
+  // The identity a verified token names in `grant`, made on first use with that grant's
+  // identity-scoped counters (behind a mutex: once per subject, not per request; shards cache
+  // it). Null when max_identities are held.
+  const identity* token_identity(std::string_view name, const grant_policy& grant) const;
+
  private:
   friend class access_config_builder;
+  std::shared_ptr<const oauth_settings> oauth_;
+  std::vector<std::pair<std::string, const grant_policy*>> token_grants_;
+  const grant_policy* default_token_grant_ = nullptr;
+  counter_store* store_ = nullptr;
+  mutable std::mutex token_mu_;
+  mutable std::map<std::string, std::unique_ptr<identity>, std::less<>> token_identities_;
   std::vector<std::unique_ptr<grant_policy>> grants_;
   std::vector<std::unique_ptr<identity>> identities_;
   std::unique_ptr<identity> anonymous_;
@@ -144,6 +163,9 @@ struct access_config_source {
   std::vector<std::string> servers;
   // Pinned tool definitions, per server, loaded by the caller.
   std::vector<std::shared_ptr<const server_pins>> pins;
+  // Access tokens, loaded by the caller (its JWKS read); its grant names must be grants here.
+  // With it, no static identity is needed, and there is no anonymous caller.
+  std::shared_ptr<const oauth_settings> oauth;
 };
 
 // Parses identities and grants, loads every policy file, and resolves counters in `store`

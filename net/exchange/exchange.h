@@ -152,6 +152,7 @@ struct exchange {
     if (ticket) {
       s.identity = ticket->identity;
       s.grant = ticket->grant;
+      s.issuer = ticket->issuer;
       s.verdicts = ticket->verdicts;
     }
     s.session = session_id;
@@ -172,6 +173,7 @@ struct exchange {
     if (ticket) {
       ticket->identity = {};
       ticket->grant = {};
+      ticket->issuer = {};
       ticket->verdicts.clear();
     }
   }

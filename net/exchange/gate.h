@@ -25,7 +25,14 @@ struct request_view {
   std::string_view request_id;
   // decide(): a human approved this request's call; approve_if rules no longer hold it.
   bool approved = false;
+  // admit(): where the request came (Host and endpoint path), for an access token's audience
+  // and the resource's metadata URL when they are not configured.
+  std::string_view host = {};
+  std::string_view path = {};
 };
+
+// RFC 9728's well-known prefix of a protected resource's metadata.
+inline constexpr std::string_view metadata_prefix = "/.well-known/oauth-protected-resource";
 
 // A tools/call that an approve_if rule holds for a human (set by decide(), which then returns
 // true without reserving any count). Views are valid until the next call into the gate.
@@ -47,6 +54,7 @@ struct gate_reply {
   std::string_view extra_headers;  // complete "Name: value\r\n" lines
   std::string_view content_type;   // empty: no body
   std::string_view body;
+  std::string_view rule = {};  // for the audit log: what refused (admit: "token.expired", ...)
 };
 
 // What a gate remembers about the exchange on one client connection, between admit(),
@@ -72,6 +80,7 @@ class gate_ticket {
   // The views stay valid as long as the ticket.
   std::string_view identity;
   std::string_view grant;
+  std::string_view issuer;  // an access token's "iss"; empty for an API key
   using verdict = message_verdict;
   std::vector<verdict> verdicts;
   approval_ask approval;
@@ -104,6 +113,11 @@ class gate {
   // on replaced, `out` holds the bytes to send instead.
   virtual filter_result filter_response(gate_ticket& ticket, std::string_view message,
                                         std::string& out) = 0;
+  // The protected resource metadata (RFC 9728) of the endpoint `request` names, when the gate
+  // takes access tokens; false otherwise (the path is then unknown).
+  virtual bool resource_metadata(const request_view& /*request*/, gate_reply& /*reply*/) {
+    return false;
+  }
   // The reply to a held call no human approved (outcome approval_denied or approval_timeout):
   // a policy denial in the configured style, naming the tool, the rule and `message`. Views
   // stay valid until the next call into the gate.

@@ -5,14 +5,17 @@
 #include <openssl/crypto.h>
 #include <time.h>
 
+#include <algorithm>
+
 #include "net/http/writer.h"
 #include "policy/denial.h"
 #include "policy/identity.h"
+#include "policy/json_writer.h"
 
 namespace mcpgate::net {
 namespace {
 
-class policy_ticket final : public gate_ticket {
+class policy_ticket final : public policy_ticket_base {
  public:
   explicit policy_ticket(const policy_gate* owner, std::shared_ptr<const policy::access_config> a)
       : owner_(owner), access_(std::move(a)) {}
@@ -34,6 +37,9 @@ class policy_ticket final : public gate_ticket {
   // identity need not be repeated with it. Valid as long as access_ (this ticket's gate).
   std::string cached_authorization_;
   const policy::identity* cached_who_ = nullptr;
+  // The cached credential was an access token: it is taken again only until it expires.
+  int64_t cached_expires_s_ = 0;
+  std::string issuer_;                     // the token's "iss", for the audit log
   std::vector<policy::decision> allowed_;  // decisions holding reservations
 };
 
@@ -60,15 +66,29 @@ bool policy_gate::admit(const request_view& request, gate_ticket& ticket, gate_r
   auto& t = static_cast<policy_ticket&>(ticket);
   t.filter_response = false;
   t.consumed_credential = access_->anonymous() == nullptr;
+  const policy::oauth_settings* oauth = access_->oauth();
   // Compared in constant time for its length: a connection shared by two clients (behind a
-  // proxy) must not learn the other's key from how long a mismatch took.
+  // proxy) must not learn the other's key from how long a mismatch took. A cached token is
+  // taken again only until it expires.
   std::string_view presented = request.authorization;
+  int64_t now_s = oauth ? core::realtime_ns() / 1'000'000'000 : 0;
+  policy::token_error refused = policy::token_error::none;
+  bool scope_missing = false, no_grant = false, full = false;
   if (t.cached_who_ && presented.size() == t.cached_authorization_.size() &&
-      CRYPTO_memcmp(presented.data(), t.cached_authorization_.data(), presented.size()) == 0) {
+      CRYPTO_memcmp(presented.data(), t.cached_authorization_.data(), presented.size()) == 0 &&
+      (t.cached_expires_s_ == 0 || now_s < t.cached_expires_s_ + oauth->rules.clock_skew_s)) {
     t.who_ = t.cached_who_;
   } else {
-    t.who_ = policy::authenticate(*access_, presented);
     t.cached_who_ = nullptr;
+    t.issuer_.clear();
+    t.cached_expires_s_ = 0;
+    std::string_view bearer = policy::bearer_token(presented);
+    if (oauth && policy::looks_like_jwt(bearer)) {
+      t.who_ =
+          from_token(*oauth, bearer, request, now_s, t, refused, scope_missing, no_grant, full);
+    } else {
+      t.who_ = policy::authenticate(*access_, presented);
+    }
     if (t.who_ && t.consumed_credential) {
       t.cached_authorization_.assign(presented);
       t.cached_who_ = t.who_;
@@ -76,15 +96,151 @@ bool policy_gate::admit(const request_view& request, gate_ticket& ticket, gate_r
   }
   t.identity = t.who_ ? std::string_view(t.who_->name) : std::string_view();
   t.grant = t.who_ && t.who_->grant ? std::string_view(t.who_->grant->name) : std::string_view();
+  t.issuer = t.who_ ? std::string_view(t.issuer_) : std::string_view();
   if (t.who_) return true;
   reply_body_.clear();
-  append_jsonrpc_error(reply_body_, request.request_id, unauthenticated_code,
-                       "Unauthorized: a valid API key is required (Authorization: Bearer <key>)");
-  reply.http_status = 401;
-  reply.extra_headers = "WWW-Authenticate: Bearer realm=\"mcpgate\"\r\n";
   reply.content_type = "application/json";
+  reply.rule = {};
+  if (!oauth) {
+    append_jsonrpc_error(reply_body_, request.request_id, unauthenticated_code,
+                         "Unauthorized: a valid API key is required (Authorization: Bearer <key>)");
+    reply.http_status = 401;
+    reply.extra_headers = "WWW-Authenticate: Bearer realm=\"mcpgate\"\r\n";
+    reply.body = reply_body_;
+    return false;
+  }
+  // RFC 6750 and RFC 9728: where to learn how to get a token, and what was wrong with this one.
+  reply_headers_ = "WWW-Authenticate: Bearer realm=\"mcpgate\", resource_metadata=\"";
+  reply_headers_ += metadata_url(*oauth, request);
+  reply_headers_ += '"';
+  std::string message;
+  if (scope_missing || no_grant || full) {
+    reply.http_status = full ? 503 : 403;
+    if (scope_missing) {
+      reply_headers_ += ", error=\"insufficient_scope\", scope=\"";
+      for (size_t i = 0; i < oauth->required_scopes.size(); ++i)
+        reply_headers_.append(i ? " " : "").append(oauth->required_scopes[i]);
+      reply_headers_ += '"';
+      reply.rule = "token.scope";
+      message = "Forbidden: the token lacks a scope this resource requires";
+    } else if (no_grant) {
+      reply.rule = "token.grant";
+      message = "Forbidden: the token's claims name no grant of this gateway";
+    } else {
+      reply.rule = "token.identities";
+      message = "Unavailable: the gateway holds as many token identities as it may";
+    }
+  } else {
+    reply.http_status = 401;
+    if (refused != policy::token_error::none) {
+      reply_headers_ += ", error=\"invalid_token\", error_description=\"";
+      reply_headers_ += policy::token_error_text(refused);
+      reply_headers_ += '"';
+      reply.rule = policy::token_error_rule(refused);
+      message = "Unauthorized: " + std::string(policy::token_error_text(refused));
+    } else {
+      message = "Unauthorized: an access token or API key is required (Authorization: Bearer ...)";
+    }
+  }
+  reply_headers_ += "\r\n";
+  append_jsonrpc_error(reply_body_, request.request_id, unauthenticated_code, message);
+  reply.extra_headers = reply_headers_;
   reply.body = reply_body_;
   return false;
+}
+
+const policy::identity* policy_gate::from_token(const policy::oauth_settings& oauth,
+                                                std::string_view bearer,
+                                                const request_view& request, int64_t now_s,
+                                                policy_ticket_base& ticket,
+                                                policy::token_error& refused, bool& scope_missing,
+                                                bool& no_grant, bool& full) {
+  auto& t = static_cast<policy_ticket&>(ticket);
+  policy::token_rules const* rules = &oauth.rules;
+  policy::token_rules derived;
+  if (rules->audiences.empty()) {
+    // No audience configured: the token must be for this resource as the client reached it.
+    derived = oauth.rules;
+    derived.audiences.push_back(resource_url(oauth, request));
+    rules = &derived;
+  }
+  policy::token_claims& claims = claims_;
+  refused = policy::verify_token(bearer, *oauth.keys, *rules, now_s, claims);
+  if (refused != policy::token_error::none) return nullptr;
+  for (const std::string& scope : oauth.required_scopes)
+    if (std::find(claims.scopes.begin(), claims.scopes.end(), scope) == claims.scopes.end()) {
+      scope_missing = true;
+      return nullptr;
+    }
+  const policy::grant_policy* grant = access_->token_grant(claims.groups);
+  if (!grant) {
+    no_grant = true;
+    return nullptr;
+  }
+  // Each shard keeps the identities it has seen, so the access_config's table (and its mutex)
+  // is asked once per subject and grant.
+  std::string& key = token_key_;
+  key = grant->name;
+  key += '\0';
+  key += claims.name;
+  const policy::identity* who = nullptr;
+  if (auto it = token_identities_.find(key); it != token_identities_.end()) {
+    who = it->second;
+  } else {
+    who = access_->token_identity(claims.name, *grant);
+    if (!who) {
+      full = true;
+      return nullptr;
+    }
+    if (token_identities_.size() >= oauth.max_identities) token_identities_.clear();
+    token_identities_.emplace(key, who);
+  }
+  t.issuer_ = claims.issuer;
+  t.cached_expires_s_ = claims.expires_s;
+  return who;
+}
+
+std::string policy_gate::resource_url(const policy::oauth_settings& oauth,
+                                      const request_view& request) const {
+  if (!oauth.resource.empty()) return oauth.resource;
+  std::string url = "http://";
+  url.append(request.host);
+  url.append(request.path);
+  return url;
+}
+
+std::string policy_gate::metadata_url(const policy::oauth_settings& oauth,
+                                      const request_view& request) const {
+  // RFC 9728 section 3.1: the well-known prefix, then the resource's path.
+  std::string resource = resource_url(oauth, request);
+  size_t scheme = resource.find("://");
+  size_t path = resource.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (path == std::string::npos) return resource + std::string(metadata_prefix);
+  return resource.substr(0, path) + std::string(metadata_prefix) + resource.substr(path);
+}
+
+bool policy_gate::resource_metadata(const request_view& request, gate_reply& reply) {
+  const policy::oauth_settings* oauth = access_->oauth();
+  if (!oauth) return false;
+  reply_body_ = "{\"resource\":";
+  policy::append_json_string(reply_body_, resource_url(*oauth, request));
+  reply_body_ += ",\"authorization_servers\":[";
+  policy::append_json_string(reply_body_, oauth->rules.issuer);
+  reply_body_ += "],\"bearer_methods_supported\":[\"header\"]";
+  if (!oauth->scopes_supported.empty()) {
+    reply_body_ += ",\"scopes_supported\":[";
+    for (size_t i = 0; i < oauth->scopes_supported.size(); ++i) {
+      if (i) reply_body_ += ',';
+      policy::append_json_string(reply_body_, oauth->scopes_supported[i]);
+    }
+    reply_body_ += ']';
+  }
+  reply_body_ += "}";
+  reply.http_status = 200;
+  reply.extra_headers = {};
+  reply.content_type = "application/json";
+  reply.body = reply_body_;
+  return true;
 }
 
 bool policy_gate::decide(const request_view& request, const jsonrpc_result& body,

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "net/exchange/gate.h"
@@ -10,6 +11,9 @@
 #include "policy/tools_list_filter.h"
 
 namespace mcpgate::net {
+
+// The policy gate's tickets (defined in its .cc).
+class policy_ticket_base : public gate_ticket {};
 
 // A gate_config carrying the policy: identities, grants and their compiled documents.
 struct policy_gate_config final : gate_config {
@@ -43,8 +47,18 @@ class policy_gate final : public gate {
   std::span<const tool_change_record> tool_changes() const override;
   void refuse_held(std::string_view id_token, std::string_view tool, std::string_view rule,
                    call_decision outcome, std::string_view message, gate_reply& reply) override;
+  bool resource_metadata(const request_view& request, gate_reply& reply) override;
 
  private:
+  // The identity a bearer JWT names, or null with the reason set.
+  const policy::identity* from_token(const policy::oauth_settings& oauth, std::string_view bearer,
+                                     const request_view& request, int64_t now_s,
+                                     policy_ticket_base& ticket, policy::token_error& refused,
+                                     bool& scope_missing, bool& no_grant, bool& full);
+  // The resource's URL (configured, or as the client reached it) and its metadata's.
+  std::string resource_url(const policy::oauth_settings& oauth, const request_view& request) const;
+  std::string metadata_url(const policy::oauth_settings& oauth, const request_view& request) const;
+
   // The denial of a call the server's pins refuse (rule "pins"); its message lives until the
   // next call.
   policy::decision refuse_by_pins(const policy::server_pins& pins, std::string_view tool);
@@ -57,6 +71,10 @@ class policy_gate final : public gate {
   std::string batch_denials_;
   std::vector<size_t> denied_;  // indexes into the batch, reused
   std::string pin_message_;
+  std::string reply_headers_;
+  policy::token_claims claims_;
+  std::string token_key_;
+  std::unordered_map<std::string, const policy::identity*> token_identities_;  // this shard's
   std::vector<tool_change_record> changes_;
   std::vector<std::string> change_hex_;  // what changes_ points into
 };

@@ -1,5 +1,6 @@
 #include "net/exchange/stages.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -51,10 +52,36 @@ bool has_body(const exchange& ex) {
 }
 
 class transport_stage final : public stage {
+  // GET of the metadata of a protected resource this gateway serves (RFC 9728): the bare
+  // well-known path, or it followed by an endpoint's path. Public, as the 401 points to it.
+  bool serves_metadata(exchange& ex, shard_context& ctx) {
+    std::string_view rest = std::string_view(ex.path).substr(metadata_prefix.size());
+    const std::vector<std::string>& paths = ctx.rules().paths;
+    std::string_view endpoint = rest;
+    if (rest.empty()) {
+      if (paths.empty()) return false;
+      endpoint = paths.front();
+    } else if (std::find(paths.begin(), paths.end(), rest) == paths.end()) {
+      return false;
+    }
+    request_view view;
+    view.method = ex.method;
+    view.host = ex.parsed_head->headers().find("host");
+    view.path = endpoint;
+    gate_reply doc;
+    if (!ctx.current_gate().resource_metadata(view, doc)) return false;
+    ex.record.reply_rule = "resource_metadata";
+    ex.reply = from_gate(doc, call_decision::allowed, false);
+    return true;
+  }
+
  public:
   std::string_view name() const override { return "transport"; }
   stage_phase phase() const override { return stage_phase::head; }
   stage_result run(exchange& ex, shard_context& ctx) override {
+    if (ex.method == http_method::get && ex.path.starts_with(metadata_prefix) &&
+        serves_metadata(ex, ctx))
+      return stage_result::replied;
     std::optional<head_rejection> no =
         check_request_head(*ex.parsed_head, ex.path, ctx.rules(), ex.expect_continue);
     if (!no) return stage_result::proceed;
@@ -77,6 +104,8 @@ class authenticate_stage final : public stage {
     gate& g = ctx.current_gate();
     if (!ex.ticket || !g.owns(*ex.ticket)) ex.ticket = g.new_ticket();
     request_view view{ex.method, ex.authorization, {}, ex.protocol_version, {}, {}};
+    view.host = ex.parsed_head->headers().find("host");
+    view.path = ex.path;
     gate_reply denied;
     if (g.admit(view, *ex.ticket, denied)) return stage_result::proceed;
     // The 401 names the request's id when its body came with the head: it is parsed only
@@ -90,6 +119,7 @@ class authenticate_stage final : public stage {
         g.admit(view, *ex.ticket, denied);
       }
     }
+    ex.record.reply_rule = denied.rule;
     ex.reply = from_gate(denied, call_decision::unauthenticated, false, has_body(ex));
     return stage_result::replied;
   }

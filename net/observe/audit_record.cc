@@ -157,6 +157,10 @@ void append_audit_head(std::string& out, const audit_record& r, arguments_mode m
   append_string_or_null(out, r.identity);
   append_key(out, ",\"grant\":");
   append_string_or_null(out, r.grant);
+  if (!r.issuer.empty()) {
+    append_key(out, ",\"issuer\":");
+    append_string_or_null(out, r.issuer);
+  }
   append_key(out, ",\"server\":");
   append_string_or_null(out, r.server);
   append_key(out, ",\"session\":");

@@ -38,6 +38,9 @@ struct audit_record {
   uint64_t req = 0;   // request number on the shard
   std::optional<std::string_view> identity;
   std::optional<std::string_view> grant;
+  // An identity an access token named: its issuer, written as "issuer" after "grant" (an API
+  // key's lines have no such key).
+  std::string_view issuer;
   std::optional<std::string_view> server;   // the upstream's name ("default" for `upstream`)
   std::optional<std::string_view> session;  // Mcp-Session-Id
   std::optional<std::string_view> method;   // absent for responses

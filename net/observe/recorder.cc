@@ -15,6 +15,7 @@ audit_record recorder::line_base(const exchange_record& rec, const record_subjec
   r.req = rec.req;
   if (!who.identity.empty()) r.identity = who.identity;
   if (!who.grant.empty()) r.grant = who.grant;
+  r.issuer = who.issuer;
   if (!who.server.empty()) r.server = who.server;
   if (!who.session.empty()) r.session = who.session;
   return r;

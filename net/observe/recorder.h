@@ -80,6 +80,7 @@ struct exchange_record {
 struct record_subject {
   std::string_view identity;  // empty: unauthenticated
   std::string_view grant;
+  std::string_view issuer;        // an access token's issuer; empty for an API key
   std::string_view session;       // the upstream's session id
   std::string_view server;        // the named upstream the request went to; empty: none (404)
   label_id server_id = no_label;  // its index among the configuration's upstreams

@@ -17,6 +17,7 @@
 #include "net/address.h"
 #include "net/http/parser.h"
 #include "policy/json_writer.h"
+#include "tools/mcpgate/http_client.h"
 
 namespace mcpgate::tools {
 namespace {
@@ -28,60 +29,18 @@ int fail(const std::string& why, int code = 1) {
   return code;
 }
 
-struct reply {
-  int status = 0;
-  std::string body;
-};
-
 // One request on a connection of its own, answered and closed (the admin listener closes
-// after every answer). Throws std::runtime_error naming the cause.
-reply request(const net::endpoint& at, const std::string& method, const std::string& path,
-              const std::string& token, const std::string& body) {
-  int fd = ::socket(at.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-  struct closer {
-    int fd;
-    ~closer() { ::close(fd); }
-  } close_it{fd};
-  timeval tv{timeout_ms / 1000, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&at.addr), at.addr_len) != 0)
-    throw std::runtime_error("cannot connect to the admin listener " + at.to_string() + ": " +
-                             std::strerror(errno));
-  std::string out = method + " " + path + " HTTP/1.1\r\nHost: " + at.to_string() +
-                    "\r\nConnection: close\r\nAccept: application/json\r\n";
-  if (!token.empty()) out += "Authorization: Bearer " + token + "\r\n";
-  if (method == "POST")
-    out +=
-        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  out += "\r\n" + body;
-  for (size_t sent = 0; sent < out.size();) {
-    ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) throw std::runtime_error(std::string("send: ") + std::strerror(errno));
-    sent += static_cast<size_t>(n);
-  }
-  std::string in;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error("no answer from the admin listener " + at.to_string() + ": " +
-                               std::strerror(errno));
-    }
-    in.append(buf, static_cast<size_t>(n));
-    if (in.size() > (64u << 20)) throw std::runtime_error("the answer is larger than 64 MiB");
-  }
-  net::response_head head = net::parse_response_head(in, net::http_limits{}, false);
-  if (head.status() != net::parse_status::complete)
-    throw std::runtime_error("the admin listener sent something that is not an HTTP response");
-  return {head.status_code(), in.substr(head.head_length())};
+// after every answer).
+http_reply request(const net::endpoint& at, const std::string& method, const std::string& path,
+                   const std::string& token, const std::string& body) {
+  std::string headers = "Accept: application/json\r\n";
+  if (!token.empty()) headers += "Authorization: Bearer " + token + "\r\n";
+  if (method == "POST") headers += "Content-Type: application/json\r\n";
+  return http_request(at, method, path, at.to_string(), headers, body, timeout_ms);
 }
 
 // {"error": "..."} as the admin routes answer a refusal, or the body as it is.
-std::string error_of(const reply& r) {
+std::string error_of(const http_reply& r) {
   simdjson::dom::parser parser;
   simdjson::dom::element e;
   std::string_view message;
@@ -116,7 +75,7 @@ std::string seconds(int64_t ms) {
                  : std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
 }
 
-int list(const reply& r, bool json) {
+int list(const http_reply& r, bool json) {
   if (json) {
     std::printf("%s\n", r.body.c_str());
     return 0;
@@ -225,7 +184,7 @@ int approvals_main(const std::vector<std::string>& args) {
   try {
     net::endpoint at = net::parse_host_port(admin, "--admin");
     if (verb == "list") {
-      reply r = request(at, "GET", "/approvals", token, {});
+      http_reply r = request(at, "GET", "/approvals", token, {});
       if (r.status != 200) return fail(error_of(r));
       return list(r, json);
     }
@@ -237,7 +196,7 @@ int approvals_main(const std::vector<std::string>& args) {
     }
     if (for_ms > 0) body += ",\"for_ms\":" + std::to_string(for_ms);
     body += "}";
-    reply r = request(at, "POST", "/approvals/" + id + "/" + verb, token, body);
+    http_reply r = request(at, "POST", "/approvals/" + id + "/" + verb, token, body);
     if (r.status != 200) return fail(error_of(r));
     std::printf("%s %s\n", id.c_str(), verb == "approve" ? "approved" : "denied");
     return 0;

@@ -37,6 +37,7 @@ policy::access_config_source access_source(const gateway_settings& s,
   src.hide_denied_tools = s.hide_denied_tools;
   for (const upstream_spec& spec : s.upstreams) src.servers.push_back(spec.name);
   src.pins = load_pins(s, counters.pins, take_missing_pins);
+  src.oauth = s.oauth;
   return src;
 }
 
@@ -68,7 +69,7 @@ std::shared_ptr<const net::gate_config> load_gate(const gateway_settings& settin
   bool pins = settings.default_pins.has_value();
   for (const upstream_spec& spec : settings.upstreams) pins = pins || spec.pins.has_value();
   if (settings.policy.empty() && settings.identities_json.empty() && settings.grants_json.empty() &&
-      !pins) {
+      !pins && !settings.oauth) {
     auto allow = std::make_shared<net::gate_config>();
     allow->labels = previous ? previous->with_tools({})
                              : std::make_shared<const net::metric_labels>(
@@ -149,8 +150,13 @@ std::string describe_gate(const net::gate_config& gate) {
   if (a.anonymous())
     return "no identities: every caller is 'anonymous' in grant 'default' under its policy";
   size_t n = a.identities().size();
-  return std::to_string(n) + (n == 1 ? " identity authenticates" : " identities authenticate") +
-         " with a bearer key";
+  std::string out = std::to_string(n) +
+                    (n == 1 ? " identity authenticates" : " identities authenticate") +
+                    " with a bearer key";
+  if (const policy::oauth_settings* o = a.oauth())
+    out += ", and access tokens from " + o->rules.issuer + " (" + std::to_string(o->keys->size()) +
+           " key" + (o->keys->size() == 1 ? "" : "s") + " from " + o->jwks_source + ")";
+  return out;
 }
 
 namespace {

@@ -15,6 +15,7 @@
 #include "core/child_process.h"
 #include "policy/load_error.h"
 #include "tools/mcpgate/file_write.h"
+#include "tools/mcpgate/http_client.h"
 
 extern char** environ;
 
@@ -568,6 +569,142 @@ std::vector<std::string> get_strings(const reader& r, element e, const std::stri
   return out;
 }
 
+// "oauth": {"issuer", "jwks": FILE or http://URL, "audience": ... , "resource", "scopes_supported",
+//           "required_scopes", "clock_skew_s", "max_identities"}
+// "identities_from_claims": {"name": "sub", "grant_from": {"claim": "groups",
+//                            "map": {"<value>": "<grant>"}, "default": "<grant>"}}
+void load_oauth(const reader& r, simdjson::dom::object top, gateway_settings& s) {
+  element oauth_value, claims_value;
+  bool has_oauth = top["oauth"].get(oauth_value) == simdjson::SUCCESS;
+  bool has_claims = top["identities_from_claims"].get(claims_value) == simdjson::SUCCESS;
+  if (!has_oauth) {
+    if (has_claims)
+      r.fail("$.identities_from_claims", "applies to access tokens: configure \"oauth\" too");
+    s.oauth = nullptr;
+    return;
+  }
+  if (!oauth_value.is_object())
+    r.fail("$.oauth",
+           "expected an object {\"issuer\", \"jwks\", ...}, got " + type_name(oauth_value.type()));
+  auto o = std::make_shared<policy::oauth_settings>();
+  std::string jwks;
+  simdjson::dom::object oauth = oauth_value.get_object().value_unsafe();
+  for (auto [key_view, value] : oauth) {
+    std::string key(key_view);
+    std::string path = "$.oauth." + key;
+    if (key == "issuer") {
+      o->rules.issuer = r.get_string(value, path);
+    } else if (key == "jwks") {
+      jwks = r.get_string(value, path);
+    } else if (key == "audience") {
+      o->rules.audiences = value.is_string() ? std::vector<std::string>{r.get_string(value, path)}
+                                             : get_strings(r, value, path);
+    } else if (key == "resource") {
+      o->resource = r.get_string(value, path);
+      if (o->resource.rfind("http://", 0) != 0 && o->resource.rfind("https://", 0) != 0)
+        r.fail(path,
+               "expected the endpoint's URL, http://HOST[:PORT]/PATH, got \"" + o->resource + "\"");
+    } else if (key == "scopes_supported") {
+      o->scopes_supported = get_strings(r, value, path);
+    } else if (key == "required_scopes") {
+      o->required_scopes = get_strings(r, value, path);
+    } else if (key == "clock_skew_s") {
+      o->rules.clock_skew_s = r.get_positive(value, path, true);
+      if (o->rules.clock_skew_s > 600) r.fail(path, "expected at most 600 (ten minutes)");
+    } else if (key == "max_identities") {
+      o->max_identities = static_cast<size_t>(r.get_positive(value, path));
+    } else {
+      r.fail(path,
+             "unknown key (known: issuer, jwks, audience, resource, scopes_supported, "
+             "required_scopes, clock_skew_s, max_identities)");
+    }
+  }
+  if (o->rules.issuer.empty())
+    r.fail("$.oauth.issuer", "missing: the authorization server's issuer URL");
+  if (jwks.empty())
+    r.fail("$.oauth.jwks", "missing: the issuer's key set, a file or an http:// URL");
+  if (o->rules.audiences.empty() && !o->resource.empty()) o->rules.audiences.push_back(o->resource);
+
+  if (!has_claims)
+    r.fail("$.identities_from_claims",
+           "missing: with \"oauth\", say how a token names its identity and grant, "
+           "{\"name\": \"sub\", \"grant_from\": {\"claim\": \"groups\", \"map\": {...}}}");
+  if (!claims_value.is_object())
+    r.fail("$.identities_from_claims",
+           "expected an object {\"name\", \"grant_from\"}, got " + type_name(claims_value.type()));
+  simdjson::dom::object claims = claims_value.get_object().value_unsafe();
+  for (auto [key_view, value] : claims) {
+    std::string key(key_view);
+    std::string path = "$.identities_from_claims." + key;
+    if (key == "name") {
+      o->rules.name_claim = r.get_string(value, path);
+    } else if (key == "grant_from") {
+      if (!value.is_object())
+        r.fail(path, "expected an object {\"claim\", \"map\", \"default\"}, got " +
+                         type_name(value.type()));
+      simdjson::dom::object from = value.get_object().value_unsafe();
+      for (auto [k_view, v] : from) {
+        std::string k(k_view);
+        std::string p = path + "." + k;
+        if (k == "claim") {
+          o->rules.group_claim = r.get_string(v, p);
+        } else if (k == "default") {
+          o->default_grant = r.get_string(v, p);
+        } else if (k == "map") {
+          if (!v.is_object()) r.fail(p, "expected an object {\"<claim value>\": \"<grant>\"}");
+          simdjson::dom::object map = v.get_object().value_unsafe();
+          for (auto [value_view, grant] : map)
+            o->group_grants.emplace_back(std::string(value_view),
+                                         r.get_string(grant, p + "." + std::string(value_view)));
+        } else {
+          r.fail(p, "unknown key (known: claim, map, default)");
+        }
+      }
+    } else {
+      r.fail(path, "unknown key (known: name, grant_from)");
+    }
+  }
+  if (o->group_grants.empty() && o->default_grant.empty())
+    r.fail("$.identities_from_claims.grant_from",
+           "missing: a \"map\" from claim values to grants, or a \"default\" grant");
+  if (!o->group_grants.empty() && o->rules.group_claim.empty())
+    r.fail("$.identities_from_claims.grant_from.claim", "missing: the claim \"map\" reads");
+
+  // The key set: a file (relative to the config) or an http:// URL, read now.
+  std::string text;
+  if (jwks.rfind("http://", 0) == 0) {
+    try {
+      net::http_url url = net::parse_http_url(jwks, "$.oauth.jwks");
+      http_reply got = http_request(url.where, "GET", url.path, url.host_header,
+                                    "Accept: application/json\r\n", {}, 10'000);
+      if (got.status != 200)
+        r.fail("$.oauth.jwks", jwks + " answered HTTP " + std::to_string(got.status));
+      text = std::move(got.body);
+    } catch (const std::runtime_error& e) {
+      std::string what = e.what();
+      if (what.rfind(r.file + ":", 0) == 0) throw;
+      r.fail("$.oauth.jwks", "cannot fetch " + jwks + ": " + what);
+    }
+  } else if (jwks.rfind("https://", 0) == 0) {
+    r.fail("$.oauth.jwks", "https:// key sets are not fetched yet; give a file or an http:// URL");
+  } else {
+    std::filesystem::path file = jwks;
+    if (file.is_relative() && !s.base_dir.empty()) file = std::filesystem::path(s.base_dir) / file;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) r.fail("$.oauth.jwks", "cannot read " + file.string() + ": " + std::strerror(errno));
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  try {
+    o->keys = policy::jwks::parse(text, jwks);
+  } catch (const policy::load_error& e) {
+    r.fail("$.oauth.jwks", e.what());
+  }
+  if (o->keys->size() == 0)
+    r.fail("$.oauth.jwks", jwks + " holds no RS256, ES256 or EdDSA key to verify with");
+  o->jwks_source = jwks;
+  s.oauth = std::move(o);
+}
+
 }  // namespace
 
 std::string describe_command(const std::vector<std::string>& argv) {
@@ -624,7 +761,7 @@ void load_embedded_default(gateway_settings& s) {
   s.embedded_default = true;
 }
 
-const std::array<std::string_view, 19> config_keys = {"listen",
+const std::array<std::string_view, 21> config_keys = {"listen",
                                                       "upstream",
                                                       "shards",
                                                       "path",
@@ -642,7 +779,9 @@ const std::array<std::string_view, 19> config_keys = {"listen",
                                                       "servers",
                                                       "federation",
                                                       "tracing",
-                                                      "approvals"};
+                                                      "approvals",
+                                                      "oauth",
+                                                      "identities_from_claims"};
 
 std::shared_ptr<net::trace_exporter> start_tracing(const gateway_settings& s) {
   if (s.tracing_url.empty()) return nullptr;
@@ -729,12 +868,15 @@ void load_config_text(std::string_view text, const std::string& file, const std:
       load_limits(r, value, s);
     else if (key == "tracing")
       load_tracing(r, value, s);
+    else if (key == "oauth" || key == "identities_from_claims")
+      continue;  // read together below, once both are known
     else {
       std::string known;
       for (std::string_view k : config_keys) known += (known.empty() ? "" : ", ") + std::string(k);
       r.fail(path, "unknown key (known: " + known + ")");
     }
   }
+  load_oauth(r, top, s);
 }
 
 void apply_command_line(const command_line_overrides& cl, gateway_settings& s) {

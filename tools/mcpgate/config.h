@@ -10,6 +10,7 @@
 #include "net/approval/registry.h"
 #include "net/exchange/gateway_config.h"
 #include "net/upstream/stdio/bridge.h"
+#include "policy/oauth.h"
 #include "policy/tool_pins.h"
 
 namespace mcpgate::tools {
@@ -92,6 +93,8 @@ struct gateway_settings {
   bool hide_denied_tools = true;
   size_t max_session_counters_per_identity = 256;
   net::approval_limits approvals;  // "approvals": bounds of calls held for a human
+  // "oauth" with "identities_from_claims": access tokens, their key set read; null: none.
+  std::shared_ptr<const policy::oauth_settings> oauth;
   // Wire settings: limits, timeouts, Host rules, the audit log's options, the session key.
   net::gateway_config wire;
   // Defaults of every upstream (limits.upstream_*_timeout_ms).
@@ -105,7 +108,7 @@ struct gateway_settings {
 };
 
 // Every top-level key a config file may have.
-extern const std::array<std::string_view, 19> config_keys;
+extern const std::array<std::string_view, 21> config_keys;
 
 // Reads a JSON config file into `into`. Throws std::runtime_error naming the file, the key path,
 // what was expected and what was found; unknown keys are errors.
