@@ -165,7 +165,10 @@ const policy::identity* policy_gate::from_token(const policy::oauth_settings& oa
     rules = &derived;
   }
   policy::token_claims& claims = claims_;
-  refused = policy::verify_token(bearer, *oauth.keys, *rules, now_s, claims);
+  std::shared_ptr<const policy::jwks> keys = oauth.keys->current();
+  refused = policy::verify_token(bearer, *keys, *rules, now_s, claims);
+  // A key the set lacks may be one the issuer has just rotated in.
+  if (refused == policy::token_error::unknown_kid) oauth.keys->want_refresh();
   if (refused != policy::token_error::none) return nullptr;
   for (const std::string& scope : oauth.required_scopes)
     if (std::find(claims.scopes.begin(), claims.scopes.end(), scope) == claims.scopes.end()) {

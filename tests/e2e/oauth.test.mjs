@@ -73,7 +73,7 @@ describe('OAuth access tokens', {skip: skip_without_gateway}, () => {
     await writeFile(config, JSON.stringify({
       upstream: {command: ['python3', fixture, '--dir', path.join(dir, 'workspace')]},
       oauth: {issuer: as.issuer, jwks: as.jwks_url, scopes_supported: ['mcp:tools'],
-              required_scopes: ['mcp:tools']},
+              required_scopes: ['mcp:tools'], jwks_min_refresh_s: 0},
       identities_from_claims: {name: 'sub', grant_from: {claim: 'groups',
                                                          map: {'mcp-ops': 'ops',
                                                                'mcp-readers': 'readers'}}},
@@ -207,5 +207,19 @@ describe('OAuth access tokens', {skip: skip_without_gateway}, () => {
                       {what: `the ${rule} audit line`});
          // A good one, for contrast.
          assert.equal((await initialize_with(`Bearer ${as.mint(good)}`)).status, 200);
+       });
+
+  test('a key rotated in at the issuer is fetched when a token first names it', {timeout: 30_000},
+       async () => {
+         as.rotate('fresh', 'rs-2');
+         const now = Math.floor(Date.now() / 1000);
+         const token = as.mint({sub: 'rotated', aud: gateway.url, exp: now + 300,
+                                scope: 'mcp:tools', groups: ['mcp-ops']}, {key: 'fresh'});
+         // The first sight of the kid is refused (the set in hand lacks it) and asks for a new
+         // set; once it is in, the same token is taken.
+         const fetched = gateway.process.wait_for_line(/re-read: 4 keys/);
+         assert.equal((await initialize_with(`Bearer ${token}`)).status, 401);
+         await fetched;
+         assert.equal((await initialize_with(`Bearer ${token}`)).status, 200);
        });
 });

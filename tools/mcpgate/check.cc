@@ -154,8 +154,9 @@ std::string describe_gate(const net::gate_config& gate) {
                     (n == 1 ? " identity authenticates" : " identities authenticate") +
                     " with a bearer key";
   if (const policy::oauth_settings* o = a.oauth())
-    out += ", and access tokens from " + o->rules.issuer + " (" + std::to_string(o->keys->size()) +
-           " key" + (o->keys->size() == 1 ? "" : "s") + " from " + o->jwks_source + ")";
+    out += ", and access tokens from " + o->rules.issuer + " (" +
+           std::to_string(o->keys->current()->size()) + " key" +
+           (o->keys->current()->size() == 1 ? "" : "s") + " from " + o->jwks_source + ")";
   return out;
 }
 

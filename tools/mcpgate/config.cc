@@ -15,7 +15,7 @@
 #include "core/child_process.h"
 #include "policy/load_error.h"
 #include "tools/mcpgate/file_write.h"
-#include "tools/mcpgate/http_client.h"
+#include "tools/mcpgate/jwks_source.h"
 
 extern char** environ;
 
@@ -588,6 +588,7 @@ void load_oauth(const reader& r, simdjson::dom::object top, gateway_settings& s)
            "expected an object {\"issuer\", \"jwks\", ...}, got " + type_name(oauth_value.type()));
   auto o = std::make_shared<policy::oauth_settings>();
   std::string jwks;
+  int64_t min_refresh_s = 30;
   simdjson::dom::object oauth = oauth_value.get_object().value_unsafe();
   for (auto [key_view, value] : oauth) {
     std::string key(key_view);
@@ -613,10 +614,13 @@ void load_oauth(const reader& r, simdjson::dom::object top, gateway_settings& s)
       if (o->rules.clock_skew_s > 600) r.fail(path, "expected at most 600 (ten minutes)");
     } else if (key == "max_identities") {
       o->max_identities = static_cast<size_t>(r.get_positive(value, path));
+    } else if (key == "jwks_min_refresh_s") {
+      min_refresh_s = r.get_positive(value, path, true);
+      if (min_refresh_s > 86'400) r.fail(path, "expected at most 86400 (a day)");
     } else {
       r.fail(path,
              "unknown key (known: issuer, jwks, audience, resource, scopes_supported, "
-             "required_scopes, clock_skew_s, max_identities)");
+             "required_scopes, clock_skew_s, max_identities, jwks_min_refresh_s)");
     }
   }
   if (o->rules.issuer.empty())
@@ -671,36 +675,15 @@ void load_oauth(const reader& r, simdjson::dom::object top, gateway_settings& s)
     r.fail("$.identities_from_claims.grant_from.claim", "missing: the claim \"map\" reads");
 
   // The key set: a file (relative to the config) or an http:// URL, read now.
-  std::string text;
-  if (jwks.rfind("http://", 0) == 0) {
-    try {
-      net::http_url url = net::parse_http_url(jwks, "$.oauth.jwks");
-      http_reply got = http_request(url.where, "GET", url.path, url.host_header,
-                                    "Accept: application/json\r\n", {}, 10'000);
-      if (got.status != 200)
-        r.fail("$.oauth.jwks", jwks + " answered HTTP " + std::to_string(got.status));
-      text = std::move(got.body);
-    } catch (const std::runtime_error& e) {
-      std::string what = e.what();
-      if (what.rfind(r.file + ":", 0) == 0) throw;
-      r.fail("$.oauth.jwks", "cannot fetch " + jwks + ": " + what);
-    }
-  } else if (jwks.rfind("https://", 0) == 0) {
-    r.fail("$.oauth.jwks", "https:// key sets are not fetched yet; give a file or an http:// URL");
-  } else {
-    std::filesystem::path file = jwks;
-    if (file.is_relative() && !s.base_dir.empty()) file = std::filesystem::path(s.base_dir) / file;
-    std::ifstream in(file, std::ios::binary);
-    if (!in) r.fail("$.oauth.jwks", "cannot read " + file.string() + ": " + std::strerror(errno));
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  std::shared_ptr<const policy::jwks> keys;
   try {
-    o->keys = policy::jwks::parse(text, jwks);
-  } catch (const policy::load_error& e) {
+    keys = policy::jwks::parse(read_key_set(jwks, s.base_dir), jwks);
+  } catch (const std::exception& e) {
     r.fail("$.oauth.jwks", e.what());
   }
-  if (o->keys->size() == 0)
+  if (keys->size() == 0)
     r.fail("$.oauth.jwks", jwks + " holds no RS256, ES256 or EdDSA key to verify with");
+  o->keys = std::make_shared<policy::key_source>(std::move(keys), min_refresh_s);
   o->jwks_source = jwks;
   s.oauth = std::move(o);
 }

@@ -44,6 +44,7 @@
 #include "tools/mcpgate/catalogue.h"
 #include "tools/mcpgate/check.h"
 #include "tools/mcpgate/config.h"
+#include "tools/mcpgate/jwks_source.h"
 #include "tools/mcpgate/pins.h"
 
 namespace {
@@ -322,6 +323,10 @@ int run(const tools::gateway_settings& settings) {
     return out;
   };
 
+  // The issuer's key set, read again when a token names a key it lacks.
+  tools::jwks_refresher jwks;
+  jwks.watch(settings.oauth, settings.base_dir);
+
   // Calls held for approval (approve_if): decided on the admin listener, resumed on their
   // shard through its inbox (producer shards + 1; the group exists once the shards start).
   std::atomic<core::shard_group*> shard_inboxes{nullptr};
@@ -497,6 +502,7 @@ int run(const tools::gateway_settings& settings) {
                      key.c_str());
         wire = next;
         metrics.set_labels(next_gate->labels);
+        jwks.watch(fresh.oauth, fresh.base_dir);
         {
           std::lock_guard lock(report_mu);
           policy_report = tools::policy_report(*next_gate);

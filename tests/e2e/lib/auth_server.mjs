@@ -83,10 +83,17 @@ export async function start_auth_server({clients}) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   issuer = `http://127.0.0.1:${server.address().port}/as`;
+  // A new RS256 key, published from now on (key rotation); mint with {key: name}.
+  function rotate(name, kid) {
+    keys[name] = {kid, alg: 'RS256', pair: generateKeyPairSync('rsa', {modulusLength: 2048})};
+    published.push({...keys[name].pair.publicKey.export({format: 'jwk'}), kid, alg: 'RS256',
+                    use: 'sig'});
+  }
   return {
     issuer,
     jwks_url: `${issuer}/jwks`,
     mint,
+    rotate,
     issued,
     stop: () => new Promise((resolve) => server.close(resolve)),
   };
