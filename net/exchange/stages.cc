@@ -192,6 +192,9 @@ class forward_head_stage final : public stage {
         continue;
       if (has_connection && header_has_token(connection, hd.name)) continue;
       if (drop_authorization && equals_ignore_case(hd.name, "authorization")) continue;
+      // The gateway's own credential for this upstream replaces whatever the client sent.
+      if (!up.credential_header.empty() && equals_ignore_case(hd.name, up.credential_header))
+        continue;
       // With tracing the gateway's span is the upstream's parent (the trace stage adds it).
       if (ex.config->tracing && equals_ignore_case(hd.name, "traceparent")) continue;
       append_header(f, hd.name,
@@ -202,6 +205,7 @@ class forward_head_stage final : public stage {
     // the federation hub's sessions are counted per identity too.
     if ((up.stdio || up.federation) && ex.ticket->consumed_credential)
       append_header(f, "Mcp-Gateway-Identity", ex.identity());
+    if (!up.credential_header.empty()) append_header(f, up.credential_header, up.credential_value);
     return stage_result::proceed;
   }
 };

@@ -22,6 +22,11 @@ struct upstream_target {
   bool stdio = false;
   // The client's Authorization header is forwarded even when the gateway authenticated it.
   bool forward_authorization = false;
+  // The gateway's own credential for this upstream ("credential": a header and its value, from
+  // the config or the environment): it replaces any header of that name the client sent. A
+  // secret: never logged.
+  std::string credential_header;
+  std::string credential_value;
   // The federated endpoint's hub (net/federation/hub.h): requests carry the caller's identity,
   // and its credential, which the hub presents again to each server's own route.
   bool federation = false;

@@ -17,7 +17,7 @@ import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/st
 
 import {audit_lines, sha256_hex} from './lib/approvals.mjs';
 import {start_auth_server} from './lib/auth_server.mjs';
-import {poll, skip_without_gateway, start_gateway, stop_all} from './lib/harness.mjs';
+import {poll, skip_without_gateway, start_counting_upstream, start_gateway, stop_all} from './lib/harness.mjs';
 import {request_options, text_of} from './lib/sdk_client.mjs';
 import {fixture} from './lib/stdio.mjs';
 
@@ -221,5 +221,67 @@ describe('OAuth access tokens', {skip: skip_without_gateway}, () => {
          assert.equal((await initialize_with(`Bearer ${token}`)).status, 401);
          await fetched;
          assert.equal((await initialize_with(`Bearer ${token}`)).status, 200);
+       });
+});
+
+// The gateway presents its own credential to an upstream, from the environment, and never the
+// client's token (token passthrough is forbidden by the MCP security guidance).
+describe('upstream credentials', {skip: skip_without_gateway}, () => {
+  let dir = null;
+  let upstream = null;
+  let gateway = null;
+  let as = null;
+
+  before(async () => {
+    as = await start_auth_server({clients: {'ops-bot': {secret: 's', groups: ['mcp-ops']}}});
+    upstream = await start_counting_upstream();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-credential-'));
+    await writeFile(path.join(dir, 'ops.json'), JSON.stringify({tools: {}}));
+    const config = path.join(dir, 'mcpgate.json');
+    await writeFile(config, JSON.stringify({
+      upstream: {url: upstream.url,
+                 credential: {header: 'Authorization', env: 'MCPGATE_E2E_UPSTREAM_TOKEN'}},
+      oauth: {issuer: as.issuer, jwks: as.jwks_url},
+      identities_from_claims: {grant_from: {default: 'ops'}},
+      grants: {ops: {policy: 'ops.json'}},
+    }));
+    gateway = await start_gateway({
+      config,
+      env: {...process.env, MCPGATE_E2E_UPSTREAM_TOKEN: 'Bearer gateway-to-upstream'},
+    });
+  });
+
+  after(async () => {
+    await stop_all(gateway, upstream);
+    await as?.stop();
+    if (dir) await rm(dir, {recursive: true, force: true});
+  });
+
+  test('the upstream sees the gateway\'s credential, never the client\'s token',
+       {timeout: 30_000}, async () => {
+         const provider = new ClientCredentialsProvider({clientId: 'ops-bot', clientSecret: 's',
+                                                         expectedIssuer: as.issuer});
+         const client = new Client({name: 'mcpgate-e2e-credential', version: '1.0.0'});
+         await client.connect(new StreamableHTTPClientTransport(new URL(gateway.url),
+                                                                {authProvider: provider}),
+                              request_options);
+         await client.listTools(undefined, request_options);
+         await client.close();
+         const calls = await upstream.calls();
+         assert.ok(calls.requests >= 2);
+         assert.equal(calls.authorization, calls.requests, 'every request carried one');
+         assert.deepEqual(calls.authorization_values, ['Bearer gateway-to-upstream']);
+       });
+
+  test('a credential from a variable that is not set stops the start, naming it',
+       {timeout: 30_000}, async () => {
+         const config = path.join(dir, 'unset.json');
+         await writeFile(config, JSON.stringify({
+           upstream: {url: upstream.url, credential: {header: 'X-Api-Key', env: 'MCPGATE_E2E_UNSET'}},
+         }));
+         const env = {...process.env};
+         delete env.MCPGATE_E2E_UNSET;
+         await assert.rejects(start_gateway({config, env, timeout_ms: 5_000}),
+                              /\$.upstream.credential.env: the environment variable MCPGATE_E2E_UNSET is not set/);
        });
 });

@@ -215,6 +215,48 @@ pins_setting load_pins_setting(const reader& r, element e, const std::string& at
   return p;
 }
 
+// "credential": {"header": "Authorization", "value": "Bearer ..."} or {"header": ..., "env": "VAR"}:
+// what the gateway presents to the upstream (never the client's token).
+std::pair<std::string, std::string> load_credential(const reader& r, element e,
+                                                    const std::string& at) {
+  if (!e.is_object())
+    r.fail(at, "expected an object {\"header\", \"value\"} or {\"header\", \"env\"}, got " +
+                   type_name(e.type()));
+  std::string header, value, env;
+  bool has_value = false;
+  simdjson::dom::object o = e.get_object().value_unsafe();
+  for (auto [key_view, v] : o) {
+    std::string key(key_view);
+    std::string path = at + "." + key;
+    if (key == "header") {
+      header = r.get_string(v, path);
+      if (header.empty() || header.find_first_of(" \t\r\n:()<>@,;\\\"/[]?={}") != std::string::npos)
+        r.fail(path, "expected a header name (a token, such as \"Authorization\"), got \"" +
+                         header + "\"");
+    } else if (key == "value") {
+      value = r.get_string(v, path);  // not echoed in errors: a secret
+      has_value = true;
+    } else if (key == "env") {
+      env = r.get_string(v, path);
+    } else {
+      r.fail(path, "unknown key (known: header, value, env)");
+    }
+  }
+  if (header.empty()) r.fail(at + ".header", "missing: the header the upstream reads");
+  if (has_value == !env.empty())
+    r.fail(at, "expected exactly one of \"value\" and \"env\" (the variable holding it)");
+  if (!env.empty()) {
+    const char* from = std::getenv(env.c_str());
+    if (!from || !*from)
+      r.fail(at + ".env", "the environment variable " + env + " is not set (or empty)");
+    value = from;
+  }
+  if (value.empty() || value.find_first_of("\r\n") != std::string::npos ||
+      value.find('\0') != std::string::npos)
+    r.fail(at, "the credential's value is empty or holds a line break");
+  return {header, value};
+}
+
 // The options every upstream takes, HTTP or stdio, in its own object or in a server's entry.
 // False when `key` is not one of them.
 bool load_upstream_option(const reader& r, const std::string& key, element value,
@@ -233,6 +275,8 @@ bool load_upstream_option(const reader& r, const std::string& key, element value
     o.max_idle = static_cast<uint32_t>(r.get_positive(value, path, true));
   } else if (key == "pins") {
     spec.pins = load_pins_setting(r, value, path, base_dir);
+  } else if (key == "credential") {
+    o.credential = load_credential(r, value, path);
   } else {
     return false;
   }
@@ -241,7 +285,7 @@ bool load_upstream_option(const reader& r, const std::string& key, element value
 
 constexpr const char* upstream_option_keys =
     "forward_authorization, connect_timeout_ms, response_timeout_ms, sse_idle_timeout_ms, "
-    "max_idle_connections, pins";
+    "max_idle_connections, pins, credential";
 
 // An upstream object: {"url": "http://..."} (Streamable HTTP) or {"command": [...]} (stdio),
 // with the options both share (timeouts, pool, forward_authorization) and, for a named one of
@@ -310,6 +354,9 @@ void load_upstream_spec(const reader& r, element e, const std::string& at,
     }
   }
   if (!stdio) return;
+  if (spec.options.credential)
+    r.fail(at + ".credential",
+           "applies to an HTTP upstream; give a stdio server its credentials in \"env\"");
   if (stdio->command.argv.empty() || stdio->command.argv[0].empty())
     r.fail(at + ".command",
            "missing: a stdio upstream needs the program to start (an HTTP upstream has \"url\")");

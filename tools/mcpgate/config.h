@@ -26,6 +26,7 @@ struct upstream_overrides {
   std::optional<bool> forward_authorization;
   std::optional<int64_t> connect_timeout_ms, response_timeout_ms, sse_idle_timeout_ms;
   std::optional<uint32_t> max_idle;
+  std::optional<std::pair<std::string, std::string>> credential;  // header, value
   // `defaults` with these applied.
   net::upstream_target over(net::upstream_target defaults) const {
     if (forward_authorization) defaults.forward_authorization = *forward_authorization;
@@ -33,6 +34,10 @@ struct upstream_overrides {
     if (response_timeout_ms) defaults.response_timeout_ms = *response_timeout_ms;
     if (sse_idle_timeout_ms) defaults.sse_idle_timeout_ms = *sse_idle_timeout_ms;
     if (max_idle) defaults.max_idle = *max_idle;
+    if (credential) {
+      defaults.credential_header = credential->first;
+      defaults.credential_value = credential->second;
+    }
     return defaults;
   }
 };

@@ -18,6 +18,7 @@
 //   GET /calls             the counts so far, as JSON:
 //                          { "requests": <HTTP requests on /mcp>,
 //                            "authorization": <those carrying an Authorization header>,
+//                            "authorization_values": [<the distinct values, at most 16>],
 //                            "methods": { "<JSON-RPC method>": n, ... },
 //                            "tools": { "<tools/call params.name>": n, ... } }
 import {McpServer} from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -35,6 +36,7 @@ const max_body_bytes = 1 << 20;
 const counts = {
   requests: 0,
   authorization: 0,  // requests that arrived carrying an Authorization header
+  authorization_values: [],
   methods: {},
   tools: {}
 };
@@ -118,7 +120,12 @@ function read_json_body(req) {
 
 async function handle_mcp(req, res) {
   counts.requests += 1;
-  if (req.headers.authorization !== undefined) counts.authorization += 1;
+  if (req.headers.authorization !== undefined) {
+    counts.authorization += 1;
+    const seen = counts.authorization_values;
+    if (!seen.includes(req.headers.authorization) && seen.length < 16)
+      seen.push(req.headers.authorization);
+  }
   const session_id = req.headers['mcp-session-id'];
   let body;
   if (req.method === 'POST') {
