@@ -52,6 +52,28 @@ describe('the command line', {skip: skip_without_gateway}, () => {
     assert.equal((await run_cli(['hash-key'], {input: ''})).code, 2);
   });
 
+  test('a subcommand survives the SIGUSR1 and SIGHUP logrotate may send every mcpgate',
+       {timeout: 30_000}, async () => {
+         // The packaged logrotate rule falls back to `pkill -USR1 -x mcpgate` without systemd.
+         const child = spawn(gateway_bin, ['hash-key'], {stdio: ['pipe', 'pipe', 'pipe']});
+         let out = '';
+         child.stdout.on('data', (d) => { out += d; });
+         const exited = new Promise((resolve) => child.on('exit', (code, signal) =>
+                                                            resolve({code, signal})));
+         // hash-key waits for stdin: signal it once its main() has begun (SIGUSR1, signal 10,
+         // is bit 9 of the blocked mask the kernel reports).
+         await poll(async () => {
+           const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+           const blocked = /SigBlk:\s*([0-9a-f]+)/.exec(status);
+           return blocked && (BigInt(`0x${blocked[1]}`) & (1n << 9n)) !== 0n;
+         }, {what: 'hash-key running with SIGUSR1 blocked'});
+         child.kill('SIGUSR1');
+         child.kill('SIGHUP');
+         child.stdin.end('demo-key-alice\n');
+         assert.deepEqual(await exited, {code: 0, signal: null});
+         assert.equal(out, `${sha256_hex('demo-key-alice')}\n`);
+       });
+
   test('the embedded default needs no source tree: its policy and server come from the binary',
        {timeout: 30_000}, async () => {
          const runtime = path.join(dir, 'runtime');

@@ -554,6 +554,16 @@ int run(const tools::gateway_settings& settings) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGUSR1 (reopen the audit log) and SIGHUP (reload) are the gateway's, taken by sigwait()
+  // once it serves. Blocked from the first instruction, in every subcommand too: logrotate's
+  // fallback signals every process named mcpgate, and a gateway still starting (a trust-on-
+  // first-use pins fetch) or a `mcpgate catalogue` must not die of it. Children start with an
+  // empty mask (core/child_process.h).
+  sigset_t early;
+  sigemptyset(&early);
+  sigaddset(&early, SIGUSR1);
+  sigaddset(&early, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &early, nullptr);
   if (argc >= 2 && std::string_view(argv[1]) == "check")
     return tools::check_files(std::vector<std::string>(argv + 2, argv + argc));
   if (argc >= 2 && std::string_view(argv[1]) == "catalogue")
