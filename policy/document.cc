@@ -348,6 +348,15 @@ document load_document(const std::filesystem::path& path, const json_location* r
 
 namespace {
 
+// "always", or the conditions joined by "and".
+void describe_conditions(std::string& out, const std::vector<condition>& conditions) {
+  if (conditions.empty()) out += "always";
+  for (size_t k = 0; k < conditions.size(); ++k) {
+    if (k) out += " and ";
+    out += conditions[k].describe();
+  }
+}
+
 void describe_limit(std::string& out, const limit_rule& rule) {
   out += "  limit " + quote_string(rule.counter) + ": at most " + std::to_string(rule.max) +
          " calls per rolling " + std::string(window_name(rule.window)) + ", counted per " +
@@ -393,28 +402,14 @@ std::string describe(const document& doc) {
     for (size_t i = 0; i < rules.deny_if.size(); ++i) {
       const deny_rule& rule = rules.deny_if[i];
       out += "  deny_if[" + std::to_string(i) + "]: ";
-      if (rule.conditions.empty()) {
-        out += "always";
-      } else {
-        for (size_t k = 0; k < rule.conditions.size(); ++k) {
-          if (k) out += " and ";
-          out += rule.conditions[k].describe();
-        }
-      }
+      describe_conditions(out, rule.conditions);
       if (!rule.on_deny.empty()) out += " -> " + quote_string(rule.on_deny);
       out += "\n";
     }
     for (size_t i = 0; i < rules.approve_if.size(); ++i) {
       const approval_rule& rule = rules.approve_if[i];
       out += "  approve_if[" + std::to_string(i) + "]: ";
-      if (rule.conditions.empty()) {
-        out += "always";
-      } else {
-        for (size_t k = 0; k < rule.conditions.size(); ++k) {
-          if (k) out += " and ";
-          out += rule.conditions[k].describe();
-        }
-      }
+      describe_conditions(out, rule.conditions);
       out += " -> held for approval by " + std::string(via_name(rule.via)) + ", denied after " +
              std::to_string(rule.timeout_ms) + " ms";
       if (!rule.message.empty()) out += " (" + quote_string(rule.message) + ")";

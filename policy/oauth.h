@@ -54,7 +54,8 @@ class key_source {
 
 struct oauth_settings {
   std::shared_ptr<key_source> keys;
-  std::string jwks_source;  // the file or URL, for messages
+  std::string jwks_source;  // the file or URL, for messages and refreshes
+  std::string jwks_ca;      // an https:// key set's CA (PEM file); empty: the system's store
   token_rules rules;        // issuer, audiences (empty: the resource), skew, claims
   // The resource's canonical URL (RFC 9728 "resource"); empty: http://<Host><path> of the
   // request, the host checked by the listener's Host rules.

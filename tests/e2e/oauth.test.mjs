@@ -5,8 +5,10 @@
 // bad signatures, unknown keys, missing scopes and unmapped groups are refused with the
 // status, WWW-Authenticate and audit line the specifications ask for. API keys keep working.
 import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
-import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
@@ -284,4 +286,82 @@ describe('upstream credentials', {skip: skip_without_gateway}, () => {
          await assert.rejects(start_gateway({config, env, timeout_ms: 5_000}),
                               /\$.upstream.credential.env: the environment variable MCPGATE_E2E_UNSET is not set/);
        });
+});
+
+// A key set served over https: the certificate checked against the configured CA (the
+// system's store otherwise); one the CA did not sign stops the start.
+describe('an https key set', {skip: skip_without_gateway}, () => {
+  let dir = null;
+  let as = null;
+  let jwks_server = null;
+  let jwks_url = null;
+  const gateways = [];
+
+  function openssl_cert(name) {
+    const key = path.join(dir, `${name}.key`), cert = path.join(dir, `${name}.pem`);
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                                    'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+                                    '-subj', '/CN=127.0.0.1', '-addext',
+                                    'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]);
+    assert.equal(r.status, 0, String(r.stderr));
+    return {key, cert};
+  }
+
+  async function gateway_with(ca) {
+    const config = path.join(dir, `gateway-${gateways.length}.json`);
+    await writeFile(path.join(dir, 'ops.json'), JSON.stringify({tools: {}}));
+    await writeFile(config, JSON.stringify({
+      upstream: {command: ['python3', fixture, '--dir', path.join(dir, 'workspace')]},
+      oauth: {issuer: as.issuer, jwks: jwks_url, jwks_ca: ca},
+      identities_from_claims: {grant_from: {default: 'ops'}},
+      grants: {ops: {policy: 'ops.json'}},
+    }));
+    const g = await start_gateway({config, timeout_ms: 10_000});
+    gateways.push(g);
+    return g;
+  }
+
+  before(async () => {
+    as = await start_auth_server({clients: {}});
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mcpgate-e2e-jwks-tls-'));
+    await mkdir(path.join(dir, 'workspace'));
+    const {key, cert} = openssl_cert('server');
+    const published = await (await fetch(as.jwks_url)).text();
+    jwks_server = https.createServer({key: await readFile(key), cert: await readFile(cert)},
+                                     (req, res) => {
+                                       res.writeHead(200, {'content-type': 'application/json'});
+                                       res.end(published);
+                                     });
+    await new Promise((resolve) => jwks_server.listen(0, '127.0.0.1', resolve));
+    jwks_url = `https://127.0.0.1:${jwks_server.address().port}/jwks`;
+  });
+
+  after(async () => {
+    await stop_all(...gateways);
+    await new Promise((resolve) => jwks_server?.close(resolve) ?? resolve());
+    await as?.stop();
+    if (dir) await rm(dir, {recursive: true, force: true});
+  });
+
+  test('verified against the configured CA, its keys verify tokens', {timeout: 30_000},
+       async () => {
+         const gateway = await gateway_with(path.join(dir, 'server.pem'));
+         const now = Math.floor(Date.now() / 1000);
+         const token = as.mint({sub: 'tls-bot', aud: gateway.url, exp: now + 60});
+         const reply = await fetch(gateway.url, {
+           method: 'POST',
+           headers: {'content-type': 'application/json',
+                     'accept': 'application/json, text/event-stream',
+                     'authorization': `Bearer ${token}`},
+           body: JSON.stringify({jsonrpc: '2.0', id: 1, method: 'initialize',
+                                 params: {protocolVersion: '2025-11-25', capabilities: {},
+                                          clientInfo: {name: 'raw', version: '1'}}}),
+         });
+         assert.equal(reply.status, 200, await reply.text());
+       });
+
+  test('a certificate the CA did not sign stops the start', {timeout: 30_000}, async () => {
+    const other = openssl_cert('other');
+    await assert.rejects(gateway_with(other.cert), /TLS handshake failed/);
+  });
 });

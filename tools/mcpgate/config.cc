@@ -215,8 +215,8 @@ pins_setting load_pins_setting(const reader& r, element e, const std::string& at
   return p;
 }
 
-// "credential": {"header": "Authorization", "value": "Bearer ..."} or {"header": ..., "env": "VAR"}:
-// what the gateway presents to the upstream (never the client's token).
+// "credential": {"header": "Authorization", "value": "Bearer ..."} or {"header": ..., "env":
+// "VAR"}: what the gateway presents to the upstream (never the client's token).
 std::pair<std::string, std::string> load_credential(const reader& r, element e,
                                                     const std::string& at) {
   if (!e.is_object())
@@ -661,13 +661,19 @@ void load_oauth(const reader& r, simdjson::dom::object top, gateway_settings& s)
       if (o->rules.clock_skew_s > 600) r.fail(path, "expected at most 600 (ten minutes)");
     } else if (key == "max_identities") {
       o->max_identities = static_cast<size_t>(r.get_positive(value, path));
+    } else if (key == "jwks_ca") {
+      std::filesystem::path ca = r.get_string(value, path);
+      if (ca.is_relative() && !s.base_dir.empty()) ca = std::filesystem::path(s.base_dir) / ca;
+      if (!std::filesystem::exists(ca))
+        r.fail(path, "no such file: " + ca.string() + " (a PEM file of CA certificates)");
+      o->jwks_ca = ca.string();
     } else if (key == "jwks_min_refresh_s") {
       min_refresh_s = r.get_positive(value, path, true);
       if (min_refresh_s > 86'400) r.fail(path, "expected at most 86400 (a day)");
     } else {
       r.fail(path,
              "unknown key (known: issuer, jwks, audience, resource, scopes_supported, "
-             "required_scopes, clock_skew_s, max_identities, jwks_min_refresh_s)");
+             "required_scopes, clock_skew_s, max_identities, jwks_ca, jwks_min_refresh_s)");
     }
   }
   if (o->rules.issuer.empty())
@@ -724,7 +730,7 @@ void load_oauth(const reader& r, simdjson::dom::object top, gateway_settings& s)
   // The key set: a file (relative to the config) or an http:// URL, read now.
   std::shared_ptr<const policy::jwks> keys;
   try {
-    keys = policy::jwks::parse(read_key_set(jwks, s.base_dir), jwks);
+    keys = policy::jwks::parse(read_key_set(jwks, s.base_dir, o->jwks_ca), jwks);
   } catch (const std::exception& e) {
     r.fail("$.oauth.jwks", e.what());
   }

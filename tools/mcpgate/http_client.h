@@ -24,4 +24,9 @@ http_reply http_request(const net::endpoint& at, std::string_view method, std::s
                         std::string_view host, std::string_view extra_headers,
                         std::string_view body, int64_t timeout_ms);
 
+// GET of an https:// URL, the server's certificate verified against `ca_file` (PEM), or the
+// system's store when empty, for the URL's host name or IP address. Throws std::runtime_error
+// naming the URL and the cause (the verification error included).
+http_reply https_get(const std::string& url, const std::string& ca_file, int64_t timeout_ms);
+
 }  // namespace mcpgate::tools

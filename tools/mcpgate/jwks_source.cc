@@ -18,7 +18,8 @@
 
 namespace mcpgate::tools {
 
-std::string read_key_set(const std::string& where, const std::string& base_dir) {
+std::string read_key_set(const std::string& where, const std::string& base_dir,
+                         const std::string& ca) {
   if (where.rfind("http://", 0) == 0) {
     net::http_url url = net::parse_http_url(where, "$.oauth.jwks");
     http_reply got = http_request(url.where, "GET", url.path, url.host_header,
@@ -27,9 +28,12 @@ std::string read_key_set(const std::string& where, const std::string& base_dir) 
       throw std::runtime_error(where + " answered HTTP " + std::to_string(got.status));
     return std::move(got.body);
   }
-  if (where.rfind("https://", 0) == 0)
-    throw std::runtime_error(
-        "https:// key sets are not fetched yet; give a file or an http:// URL");
+  if (where.rfind("https://", 0) == 0) {
+    http_reply got = https_get(where, ca, 10'000);
+    if (got.status != 200)
+      throw std::runtime_error(where + " answered HTTP " + std::to_string(got.status));
+    return std::move(got.body);
+  }
   std::filesystem::path file = where;
   if (file.is_relative() && !base_dir.empty()) file = std::filesystem::path(base_dir) / file;
   std::ifstream in(file, std::ios::binary);
@@ -93,8 +97,8 @@ void jwks_refresher::run() {
     }
     last = clock::now();
     try {
-      auto keys =
-          policy::jwks::parse(read_key_set(oauth->jwks_source, base_dir), oauth->jwks_source);
+      auto keys = policy::jwks::parse(read_key_set(oauth->jwks_source, base_dir, oauth->jwks_ca),
+                                      oauth->jwks_source);
       if (keys->size() == 0) throw std::runtime_error("it holds no key to verify with");
       size_t count = keys->size();
       oauth->keys->replace(std::move(keys));

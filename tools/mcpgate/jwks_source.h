@@ -13,9 +13,11 @@
 
 namespace mcpgate::tools {
 
-// The text of the key set `where` names: an http:// URL, or a file (relative to base_dir).
-// Throws std::runtime_error naming the cause.
-std::string read_key_set(const std::string& where, const std::string& base_dir);
+// The text of the key set `where` names: an http:// or https:// URL (verified against `ca`, a
+// PEM file, or the system's store), or a file (relative to base_dir). Throws
+// std::runtime_error naming the cause.
+std::string read_key_set(const std::string& where, const std::string& base_dir,
+                         const std::string& ca);
 
 // Re-reads the key set a refresh is asked for (policy::key_source::want_refresh), at most once
 // per the source's min_refresh_s, and swaps it in when it parses; a failure is logged and the
