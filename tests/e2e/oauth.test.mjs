@@ -19,7 +19,7 @@ import {StreamableHTTPClientTransport} from '@modelcontextprotocol/sdk/client/st
 
 import {audit_lines, sha256_hex} from './lib/approvals.mjs';
 import {start_auth_server} from './lib/auth_server.mjs';
-import {poll, skip_without_gateway, start_counting_upstream, start_gateway, stop_all} from './lib/harness.mjs';
+import {gateway_bin, poll, skip_without_gateway, start_counting_upstream, start_gateway, stop_all} from './lib/harness.mjs';
 import {request_options, text_of} from './lib/sdk_client.mjs';
 import {fixture} from './lib/stdio.mjs';
 
@@ -223,6 +223,22 @@ describe('OAuth access tokens', {skip: skip_without_gateway}, () => {
          assert.equal((await initialize_with(`Bearer ${token}`)).status, 401);
          await fetched;
          assert.equal((await initialize_with(`Bearer ${token}`)).status, 200);
+       });
+
+  test('off loopback without allowed_hosts, a token\'s audience must be configured',
+       {timeout: 30_000}, async () => {
+         await writeFile(path.join(dir, 'jwks.json'), await (await fetch(as.jwks_url)).text());
+         const config = path.join(dir, 'open.json');
+         await writeFile(config, JSON.stringify({
+           upstream: {command: ['python3', fixture]},
+           oauth: {issuer: as.issuer, jwks: 'jwks.json'},
+           identities_from_claims: {grant_from: {default: 'ops'}},
+           grants: {ops: {policy: 'ops.json'}},
+         }));
+         const r = spawnSync(gateway_bin, ['--config', config, '--listen', '0.0.0.0:0'],
+                             {timeout: 20_000});
+         assert.equal(r.status, 1);
+         assert.match(String(r.stderr), /open\.json: \$\.oauth: set "resource" \(or "audience"\), or "allowed_hosts"/);
        });
 });
 

@@ -218,6 +218,17 @@ int run(const tools::gateway_settings& settings) {
     return fail(e.what());
   }
 
+  // A token's audience taken from the Host the client sent is safe only where the listener's
+  // Host rules hold Host to this gateway's own names: elsewhere a token minted for another
+  // resource could be replayed here with that resource's Host.
+  if (const policy::oauth_settings* o = settings.oauth.get(); o && o->rules.audiences.empty() &&
+                                                              !net::is_loopback(wire->listen) &&
+                                                              wire->allowed_hosts.empty())
+    return fail(settings.config_file +
+                ": $.oauth: set \"resource\" (or \"audience\"), or \"allowed_hosts\": a "
+                "listener off loopback accepts any Host, so a token's audience cannot be taken "
+                "from it");
+
   // Fail at once, in one line, when this host will not let us use io_uring.
   if (std::string why = core::probe_io_uring(); !why.empty()) return fail(why);
 
